@@ -1,1 +1,25 @@
-//! x
+//! Provisio: self-hosted user provisioning with sandboxed WebAssembly connectors.
+//!
+//! The host keeps everything that must be trustworthy (scheduling, retries,
+//! state, logs, secrets and the network); a connector plugin, a WebAssembly
+//! component possibly written by a third party, only translates operations such
+//! as "create this user" into a vendor's API calls.
+//!
+//! How the parts fit:
+//! - [`config`] reads `provisio.toml` (plugins, secrets, connections) with
+//!   errors that name file, line and field.
+//! - [`runtime`] loads plugins into the sandbox and runs their operations;
+//!   [`runtime::Connection`] is the API the rest of the host (the CLI now, the
+//!   sync engine later) calls.
+//! - [`capabilities`] are what a plugin may use: HTTP, secrets by reference,
+//!   log, a key-value cache; each enforces the operator's grant.
+//! - [`model`] holds the host-side domain types.
+//! - [`telemetry`] sets up logging with secret redaction on every line.
+//! - [`cli`] is the `provisio` command.
+
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod model;
+pub mod runtime;
+pub mod telemetry;

@@ -1,0 +1,767 @@
+//! Outbound HTTP for connectors, decided and performed by the host.
+//!
+//! A connector never opens a socket. It hands the host an [`OutboundRequest`]
+//! whose header values, basic-auth parts and body are [`Segment`] templates that
+//! may refer to secrets by name. For every hop (the first request and each
+//! redirect) the host:
+//!
+//! 1. checks the URL against the connection's [`Allowlist`]: the plugin's
+//!    declared host patterns (filled from settings) **intersected** with the
+//!    operator's grant; plain `http` only where the operator granted an `http`
+//!    origin explicitly;
+//! 2. resolves every secret reference through [`GrantedSecrets`], which refuses
+//!    ungranted names and hosts a secret is not bound to;
+//! 3. sends with a timeout, reads at most `max_response_bytes` of the body;
+//! 4. scrubs the secret values it substituted from the response before the
+//!    guest sees it (a server that echoes the token cannot leak it);
+//! 5. writes one audit record (`target: provisio::audit`): decision, method,
+//!    origin and path, status, bytes, milliseconds.
+
+use super::secrets::{GrantedSecrets, SecretError, redact_with};
+use base64::Engine as _;
+use std::fmt;
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// An origin pattern: `https://*.zendesk.com`, `http://127.0.0.1:18080/v2`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    scheme: String,
+    host: String,
+    wildcard: bool,
+    port: u16,
+    path_prefix: String,
+}
+
+const WILDCARD_LABEL: &str = "provisio-wildcard-label";
+
+impl HostPattern {
+    /// Parse a pattern. It must have a scheme (`http` or `https`) and a host,
+    /// may start the host with `*.`, may have a port and a path prefix, and may
+    /// not have credentials, a query or a fragment.
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let trimmed = pattern.trim();
+        let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| {
+            format!("host pattern '{pattern}' has no scheme: write it as 'https://host' or 'http://host:port'")
+        })?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "https" && scheme != "http" {
+            return Err(format!(
+                "host pattern '{pattern}' uses scheme '{scheme}'; only https (and explicitly granted http) are allowed"
+            ));
+        }
+        let wildcard = rest.starts_with("*.");
+        let rest = if wildcard {
+            format!("{WILDCARD_LABEL}.{}", &rest[2..])
+        } else {
+            rest.to_string()
+        };
+        if rest.contains('*') {
+            return Err(format!(
+                "host pattern '{pattern}' has a '*' that is not a leading '*.' label"
+            ));
+        }
+        let url = Url::parse(&format!("{scheme}://{rest}"))
+            .map_err(|e| format!("host pattern '{pattern}' is not a valid origin: {e}"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "host pattern '{pattern}' contains credentials; use a secret instead"
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "host pattern '{pattern}' has a query or fragment; patterns name an origin and optional path prefix"
+            ));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("host pattern '{pattern}' has no host"))?
+            .to_ascii_lowercase();
+        let host = if wildcard {
+            host.trim_start_matches(WILDCARD_LABEL).to_string() // keeps the leading '.'
+        } else {
+            host
+        };
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| format!("host pattern '{pattern}' has no port"))?;
+        let path_prefix = url.path().trim_end_matches('/').to_string();
+        Ok(HostPattern {
+            scheme,
+            host,
+            wildcard,
+            port,
+            path_prefix,
+        })
+    }
+
+    /// Whether `url` lies within this pattern.
+    pub fn matches(&self, url: &Url) -> bool {
+        if url.scheme() != self.scheme || url.port_or_known_default() != Some(self.port) {
+            return false;
+        }
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        let host_ok = if self.wildcard {
+            host.ends_with(&self.host) && host.len() > self.host.len()
+        } else {
+            host == self.host
+        };
+        if !host_ok {
+            return false;
+        }
+        if self.path_prefix.is_empty() {
+            return true;
+        }
+        let path = url.path();
+        path == self.path_prefix
+            || path
+                .strip_prefix(&self.path_prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = if self.wildcard {
+            format!("*{}", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default_port = if self.scheme == "https" { 443 } else { 80 };
+        write!(f, "{}://{}", self.scheme, host)?;
+        if self.port != default_port {
+            write!(f, ":{}", self.port)?;
+        }
+        write!(f, "{}", self.path_prefix)
+    }
+}
+
+/// `scheme://host[:port]` of a URL, for messages and audit records.
+pub fn origin_of(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// Fill a declared pattern's `{setting}` placeholders. `Ok(None)` when a
+/// placeholder names a setting that is not set (the pattern then allows nothing).
+pub fn fill_pattern(
+    pattern: &str,
+    setting: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("declared host pattern '{pattern}' has an unclosed '{{'"))?;
+        let name = &after[..end];
+        match setting(name) {
+            Some(v) => out.push_str(v.trim_end_matches('/')),
+            None => return Ok(None),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(Some(out))
+}
+
+/// The effective allowlist of one connection.
+#[derive(Debug, Clone, Default)]
+pub struct Allowlist {
+    declared: Vec<HostPattern>,
+    granted: Vec<HostPattern>,
+}
+
+impl Allowlist {
+    /// Build from the plugin's filled declared patterns and the operator's grant.
+    pub fn new(declared: Vec<HostPattern>, granted: Vec<HostPattern>) -> Self {
+        Allowlist { declared, granted }
+    }
+
+    /// An allowlist that allows nothing (used for `describe`).
+    pub fn deny_all() -> Self {
+        Allowlist::default()
+    }
+
+    /// Check a URL; the error says which side refused it.
+    pub fn check(&self, url: &Url) -> Result<(), String> {
+        let declared = self.declared.iter().any(|p| p.matches(url));
+        let granted = self.granted.iter().any(|p| p.matches(url));
+        let list = |ps: &[HostPattern]| {
+            if ps.is_empty() {
+                "nothing".to_string()
+            } else {
+                ps.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        match (declared, granted) {
+            (true, true) => Ok(()),
+            (false, _) => Err(format!(
+                "{} is not among the hosts the plugin declared ({})",
+                origin_of(url),
+                list(&self.declared)
+            )),
+            (true, false) => Err(format!(
+                "{} is not granted to this connection (allowed_hosts: {}); add it to `allowed_hosts` if it should be",
+                origin_of(url),
+                list(&self.granted)
+            )),
+        }
+    }
+
+    /// The declared patterns (after filling), for `inspect` and messages.
+    pub fn declared(&self) -> &[HostPattern] {
+        &self.declared
+    }
+}
+
+/// HTTP methods a connector may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+    /// HEAD
+    Head,
+}
+
+impl Method {
+    fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Head => reqwest::Method::HEAD,
+        }
+    }
+}
+
+/// A piece of a template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segment {
+    /// Literal text.
+    Text(String),
+    /// A secret's value as it is.
+    Secret(String),
+    /// A secret's value escaped for a JSON string.
+    SecretJson(String),
+}
+
+/// Authentication the host adds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    /// HTTP Basic.
+    Basic {
+        /// User name template.
+        username: Vec<Segment>,
+        /// Password template.
+        password: Vec<Segment>,
+    },
+    /// Bearer token.
+    Bearer(Vec<Segment>),
+}
+
+/// A request as the guest asked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundRequest {
+    /// Method.
+    pub method: Method,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers (templates).
+    pub headers: Vec<(String, Vec<Segment>)>,
+    /// Authentication.
+    pub auth: Option<Auth>,
+    /// Body (template).
+    pub body: Option<Vec<Segment>>,
+}
+
+/// A response handed back to the guest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body (secret values scrubbed).
+    pub body: Vec<u8>,
+}
+
+/// Why no response was delivered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HttpError {
+    /// Policy refused it.
+    #[error("request denied: {0}")]
+    Denied(String),
+    /// Malformed request.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// Timed out.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// Connection failed.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// Body over the cap.
+    #[error("response too large: {0}")]
+    TooLarge(String),
+}
+
+impl From<SecretError> for HttpError {
+    fn from(e: SecretError) -> Self {
+        HttpError::Denied(e.to_string())
+    }
+}
+
+/// Per-connection HTTP policy.
+#[derive(Debug, Clone)]
+pub struct HttpPolicy {
+    /// Connection name (for audit records).
+    pub connection: String,
+    /// Where requests may go.
+    pub allowlist: Allowlist,
+    /// Secrets the guest may reference.
+    pub secrets: GrantedSecrets,
+    /// Timeout of one request (one hop).
+    pub timeout: Duration,
+    /// Cap on a response body.
+    pub max_response_bytes: usize,
+    /// Redirect hops followed at most.
+    pub max_redirects: usize,
+}
+
+/// Headers a guest may not set: the host owns framing and routing.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+];
+
+/// The process-wide HTTP client (connection pooling across connections).
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+}
+
+impl HttpClient {
+    /// Build the client: rustls, no automatic redirects (the host follows
+    /// them itself, checking each hop).
+    pub fn new() -> Result<Self, HttpError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("provisio/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HttpError::Connection(format!("cannot build the HTTP client: {e}")))?;
+        Ok(HttpClient { client })
+    }
+
+    /// Send a guest request under `policy`, following redirects hop by hop.
+    pub async fn send(
+        &self,
+        policy: &HttpPolicy,
+        request: OutboundRequest,
+    ) -> Result<InboundResponse, HttpError> {
+        let mut url = Url::parse(&request.url).map_err(|e| {
+            HttpError::InvalidRequest(format!("'{}' is not an absolute URL: {e}", request.url))
+        })?;
+        let mut method = request.method;
+        let mut body = request.body.clone();
+        for hop in 0..=policy.max_redirects {
+            let started = Instant::now();
+            let response = self
+                .send_one(policy, method, &url, &request, body.as_ref())
+                .await;
+            let ms = started.elapsed().as_millis() as u64;
+            let (resp, used_secrets) = match response {
+                Ok(r) => r,
+                Err(e) => {
+                    audit_failure(policy, method, &url, &e, ms);
+                    return Err(e);
+                }
+            };
+            audit_allowed(policy, method, &url, resp.status, resp.body.len(), ms, hop);
+            let location = resp
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+                .map(|(_, v)| v.clone());
+            let is_redirect = matches!(resp.status, 301 | 302 | 303 | 307 | 308);
+            match (is_redirect, location) {
+                (true, Some(loc)) => {
+                    if hop == policy.max_redirects {
+                        return Err(HttpError::Denied(format!(
+                            "too many redirects (more than {}) starting at {}",
+                            policy.max_redirects,
+                            origin_of(&url)
+                        )));
+                    }
+                    let next = url.join(&loc).map_err(|e| {
+                        HttpError::InvalidRequest(format!(
+                            "redirect to invalid location '{loc}': {e}"
+                        ))
+                    })?;
+                    if matches!(resp.status, 301..=303) && method != Method::Head {
+                        method = Method::Get;
+                        body = None;
+                    }
+                    url = next;
+                }
+                _ => return Ok(scrub(resp, &used_secrets)),
+            }
+        }
+        Err(HttpError::Denied("too many redirects".to_string()))
+    }
+
+    async fn send_one(
+        &self,
+        policy: &HttpPolicy,
+        method: Method,
+        url: &Url,
+        request: &OutboundRequest,
+        body: Option<&Vec<Segment>>,
+    ) -> Result<(InboundResponse, Vec<String>), HttpError> {
+        policy.allowlist.check(url).map_err(HttpError::Denied)?;
+        let mut used = Vec::new();
+        let mut builder = self
+            .client
+            .request(method.as_reqwest(), url.clone())
+            .timeout(policy.timeout);
+        for (name, value) in &request.headers {
+            if FORBIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(HttpError::InvalidRequest(format!(
+                    "header '{name}' is set by the host and may not be set by a connector"
+                )));
+            }
+            let rendered = render(value, &policy.secrets, url, &mut used)?;
+            builder = builder.header(name.as_str(), rendered);
+        }
+        match &request.auth {
+            Some(Auth::Basic { username, password }) => {
+                let user = render(username, &policy.secrets, url, &mut used)?;
+                let pass = render(password, &policy.secrets, url, &mut used)?;
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                used.push(encoded.clone());
+                builder = builder.header("authorization", format!("Basic {encoded}"));
+            }
+            Some(Auth::Bearer(token)) => {
+                let token = render(token, &policy.secrets, url, &mut used)?;
+                builder = builder.header("authorization", format!("Bearer {token}"));
+            }
+            None => {}
+        }
+        if let Some(body) = body {
+            builder = builder.body(render(body, &policy.secrets, url, &mut used)?);
+        }
+        let request = builder.build().map_err(|e| {
+            HttpError::InvalidRequest(redact_with(&e.to_string(), used.iter().map(String::as_str)))
+        })?;
+        let mut resp = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| classify(&e, policy))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        if let Some(len) = resp.content_length()
+            && len as usize > policy.max_response_bytes
+        {
+            return Err(too_large(policy, url));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e, policy))? {
+            if body.len() + chunk.len() > policy.max_response_bytes {
+                return Err(too_large(policy, url));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((
+            InboundResponse {
+                status,
+                headers,
+                body,
+            },
+            used,
+        ))
+    }
+}
+
+fn too_large(policy: &HttpPolicy, url: &Url) -> HttpError {
+    HttpError::TooLarge(format!(
+        "the response from {} exceeds the cap of {} bytes",
+        origin_of(url),
+        policy.max_response_bytes
+    ))
+}
+
+fn classify(e: &reqwest::Error, policy: &HttpPolicy) -> HttpError {
+    // reqwest's messages include the URL, never our headers.
+    let msg = e.to_string();
+    if e.is_timeout() {
+        HttpError::Timeout(format!("no response within {:?}: {msg}", policy.timeout))
+    } else {
+        HttpError::Connection(msg)
+    }
+}
+
+/// Render a template, resolving secrets for `url`; remember the values used.
+fn render(
+    segments: &[Segment],
+    secrets: &GrantedSecrets,
+    url: &Url,
+    used: &mut Vec<String>,
+) -> Result<String, HttpError> {
+    let mut out = String::new();
+    for s in segments {
+        match s {
+            Segment::Text(t) => out.push_str(t),
+            Segment::Secret(name) => {
+                let v = secrets.resolve(name, url)?.expose();
+                used.push(v.to_string());
+                out.push_str(v);
+            }
+            Segment::SecretJson(name) => {
+                let v = secrets.resolve(name, url)?.expose();
+                let json = serde_json::to_string(v).unwrap_or_default();
+                let inner = json
+                    .get(1..json.len().saturating_sub(1))
+                    .unwrap_or_default();
+                used.push(v.to_string());
+                used.push(inner.to_string());
+                out.push_str(inner);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Remove the secret values this request used from what the guest will see.
+fn scrub(mut resp: InboundResponse, used: &[String]) -> InboundResponse {
+    let used: Vec<&str> = used
+        .iter()
+        .map(String::as_str)
+        .filter(|v| v.len() >= 4)
+        .collect();
+    if used.is_empty() {
+        return resp;
+    }
+    for (_, v) in resp.headers.iter_mut() {
+        *v = redact_with(v, used.iter().copied());
+    }
+    if used
+        .iter()
+        .any(|u| contains_bytes(&resp.body, u.as_bytes()))
+    {
+        let text = String::from_utf8_lossy(&resp.body).into_owned();
+        resp.body = redact_with(&text, used.iter().copied()).into_bytes();
+    }
+    resp
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn method_str(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+        Method::Head => "HEAD",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn audit_allowed(
+    policy: &HttpPolicy,
+    method: Method,
+    url: &Url,
+    status: u16,
+    bytes: usize,
+    ms: u64,
+    hop: usize,
+) {
+    tracing::info!(
+        target: "provisio::audit",
+        connection = %policy.connection,
+        decision = "allowed",
+        method = method_str(method),
+        origin = %origin_of(url),
+        path = url.path(),
+        status,
+        bytes,
+        ms,
+        hop,
+        "egress"
+    );
+}
+
+fn audit_failure(policy: &HttpPolicy, method: Method, url: &Url, e: &HttpError, ms: u64) {
+    let decision = if matches!(e, HttpError::Denied(_)) {
+        "denied"
+    } else {
+        "failed"
+    };
+    tracing::warn!(
+        target: "provisio::audit",
+        connection = %policy.connection,
+        decision,
+        method = method_str(method),
+        origin = %origin_of(url),
+        path = url.path(),
+        ms,
+        reason = %e,
+        "egress"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> HostPattern {
+        HostPattern::parse(s).unwrap()
+    }
+    fn u(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn exact_origin_patterns() {
+        let pat = p("https://acme.zendesk.com");
+        assert!(pat.matches(&u("https://acme.zendesk.com/api/v2/users.json")));
+        assert!(pat.matches(&u("https://ACME.zendesk.com:443/")));
+        assert!(
+            !pat.matches(&u("http://acme.zendesk.com/")),
+            "scheme must match"
+        );
+        assert!(
+            !pat.matches(&u("https://acme.zendesk.com:8443/")),
+            "port must match"
+        );
+        assert!(!pat.matches(&u("https://acme.zendesk.com.evil.com/")));
+        assert_eq!(pat.to_string(), "https://acme.zendesk.com");
+    }
+
+    #[test]
+    fn wildcard_patterns_match_subdomains_only() {
+        let pat = p("https://*.zendesk.com");
+        assert!(pat.matches(&u("https://acme.zendesk.com/")));
+        assert!(pat.matches(&u("https://a.b.zendesk.com/")));
+        assert!(!pat.matches(&u("https://zendesk.com/")));
+        assert!(!pat.matches(&u("https://evilzendesk.com/")));
+        assert_eq!(pat.to_string(), "https://*.zendesk.com");
+    }
+
+    #[test]
+    fn path_prefixes_are_respected() {
+        let pat = p("http://127.0.0.1:18080/v2/");
+        assert!(pat.matches(&u("http://127.0.0.1:18080/v2")));
+        assert!(pat.matches(&u("http://127.0.0.1:18080/v2/Users?filter=x")));
+        assert!(!pat.matches(&u("http://127.0.0.1:18080/v20/Users")));
+        assert!(!pat.matches(&u("http://127.0.0.1:18080/admin")));
+        assert_eq!(pat.to_string(), "http://127.0.0.1:18080/v2");
+    }
+
+    #[test]
+    fn bad_patterns_are_explained() {
+        for (bad, needle) in [
+            ("acme.zendesk.com", "no scheme"),
+            ("ftp://x", "scheme 'ftp'"),
+            ("https://a*.b.com", "'*'"),
+            ("https://user:pw@x.com", "credentials"),
+            ("https://x.com/?q=1", "query"),
+        ] {
+            let e = HostPattern::parse(bad).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn filling_declared_patterns() {
+        let settings = |n: &str| match n {
+            "subdomain" => Some("acme".to_string()),
+            "base_url" => Some("http://127.0.0.1:1/v2/".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            fill_pattern("https://{subdomain}.zendesk.com", settings)
+                .unwrap()
+                .as_deref(),
+            Some("https://acme.zendesk.com")
+        );
+        assert_eq!(
+            fill_pattern("{base_url}", settings).unwrap().as_deref(),
+            Some("http://127.0.0.1:1/v2")
+        );
+        assert_eq!(fill_pattern("{other}", settings).unwrap(), None);
+        assert!(fill_pattern("{broken", settings).is_err());
+    }
+
+    #[test]
+    fn allowlist_is_the_intersection() {
+        let a = Allowlist::new(
+            vec![p("https://*.zendesk.com")],
+            vec![
+                p("https://acme.zendesk.com"),
+                p("https://other.example.com"),
+            ],
+        );
+        assert!(a.check(&u("https://acme.zendesk.com/api")).is_ok());
+        let e = a.check(&u("https://other.example.com/")).unwrap_err();
+        assert!(e.contains("not among the hosts the plugin declared"), "{e}");
+        let e = a.check(&u("https://evil.zendesk.com/")).unwrap_err();
+        assert!(e.contains("not granted"), "{e}");
+        assert!(
+            Allowlist::deny_all()
+                .check(&u("https://acme.zendesk.com/"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn scrub_removes_used_values_from_body_and_headers() {
+        let resp = InboundResponse {
+            status: 200,
+            headers: vec![("x-echo".into(), "Bearer tok-123456".into())],
+            body: br#"{"auth":"Bearer tok-123456"}"#.to_vec(),
+        };
+        let out = scrub(resp, &["tok-123456".to_string()]);
+        assert_eq!(out.headers[0].1, "Bearer [REDACTED]");
+        assert_eq!(out.body, br#"{"auth":"Bearer [REDACTED]"}"#.to_vec());
+    }
+}

@@ -1,0 +1,17 @@
+//! The capabilities the host grants a connector, one module each.
+//!
+//! A connector has no ambient authority: everything it can do outside its own
+//! memory goes through one of these, and each enforces the operator's grant.
+//!
+//! - [`http`]: outbound requests, checked against the connection's allowlist
+//!   (the plugin's declared host patterns intersected with the operator's grant),
+//!   with secrets substituted at send time and every decision audited.
+//! - [`secrets`]: operator-defined secrets, bound to hosts, referenced by name;
+//!   also the [`secrets::Redactor`] that scrubs known values from all output.
+//! - [`log`]: structured guest logging, size-capped and rate-limited.
+//! - [`kv`]: a small per-connection cache with expiry.
+
+pub mod http;
+pub mod kv;
+pub mod log;
+pub mod secrets;

@@ -1,0 +1,443 @@
+//! The `provisio` command line.
+//!
+//! Object commands read a flat JSON object of attributes (`--json`, `--file`, or
+//! standard input) and print JSON on standard output; logs and errors go to
+//! standard error, redacted.
+
+use crate::config::Config;
+use crate::model::{Attribute, ObjectKind, Value, attributes_from_json};
+use crate::runtime::{CallError, Connection, Plugin, Runtime};
+use crate::telemetry::{self, LogFormat};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Provisio: user provisioning with sandboxed WebAssembly connectors.
+#[derive(Debug, Parser)]
+#[command(name = "provisio", version, about)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "PROVISIO_CONFIG",
+        default_value = "provisio.toml"
+    )]
+    pub config: PathBuf,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with plugin files.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Check a connection's settings and credentials against its target.
+    TestConnection {
+        /// Connection name.
+        connection: String,
+    },
+    /// Operate on users in a connection's target.
+    #[command(subcommand)]
+    User(ObjectCommand),
+    /// Operate on groups in a connection's target.
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+/// Plugin commands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Show a plugin's manifest, contract version, imports and declared hosts.
+    Inspect {
+        /// The .wasm file.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Attributes given on the command line, in a file, or on standard input.
+#[derive(Debug, Args)]
+pub struct AttrInput {
+    /// A flat JSON object of attributes, e.g. '{"userName":"a@b.c","active":true}'.
+    #[arg(long, conflicts_with = "file")]
+    pub json: Option<String>,
+    /// A file holding the JSON object ("-" for standard input, the default).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
+
+/// Operations on users (and, through [`GroupCommand`], groups).
+#[derive(Debug, Subcommand)]
+pub enum ObjectCommand {
+    /// Create an object from attributes.
+    Create {
+        /// Connection name.
+        connection: String,
+        /// Attributes.
+        #[command(flatten)]
+        input: AttrInput,
+    },
+    /// Read one object by target id.
+    Get {
+        /// Connection name.
+        connection: String,
+        /// Target id.
+        id: String,
+    },
+    /// Find objects whose attribute equals a value.
+    Find {
+        /// Connection name.
+        connection: String,
+        /// Attribute path, e.g. userName.
+        attribute: String,
+        /// Value.
+        value: String,
+    },
+    /// Update only the given attributes (null clears one).
+    Update {
+        /// Connection name.
+        connection: String,
+        /// Target id.
+        id: String,
+        /// Changed attributes.
+        #[command(flatten)]
+        input: AttrInput,
+    },
+    /// Disable (soft-delete).
+    Disable {
+        /// Connection name.
+        connection: String,
+        /// Target id.
+        id: String,
+    },
+    /// Enable.
+    Enable {
+        /// Connection name.
+        connection: String,
+        /// Target id.
+        id: String,
+    },
+    /// Delete.
+    Delete {
+        /// Connection name.
+        connection: String,
+        /// Target id.
+        id: String,
+    },
+    /// List objects (all pages).
+    List {
+        /// Connection name.
+        connection: String,
+        /// Page size.
+        #[arg(long, default_value_t = 100)]
+        page_size: u32,
+        /// Stop after this many objects.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+/// Group commands: the object commands plus membership batches.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// The object operations.
+    #[command(flatten)]
+    Object(ObjectCommand),
+    /// Add members (target ids) to a group in one batch.
+    AddMembers {
+        /// Connection name.
+        connection: String,
+        /// Group target id.
+        group: String,
+        /// Member target ids.
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Remove members (target ids) from a group in one batch.
+    RemoveMembers {
+        /// Connection name.
+        connection: String,
+        /// Group target id.
+        group: String,
+        /// Member target ids.
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+}
+
+/// Run the CLI; returns the process exit code.
+pub async fn run(cli: Cli) -> Result<()> {
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Plugin(PluginCommand::Inspect { file, json }) => {
+            inspect(&cli.config, &file, json).await
+        }
+        Command::TestConnection { connection } => {
+            let conn = open(&cli.config, &connection).await?;
+            let detail = conn.test_connection().await.map_err(call_err)?;
+            println!("connection '{connection}' OK: {detail}");
+            Ok(())
+        }
+        Command::User(cmd) => object(&cli.config, ObjectKind::User, cmd).await,
+        Command::Group(GroupCommand::Object(cmd)) => {
+            object(&cli.config, ObjectKind::Group, cmd).await
+        }
+        Command::Group(GroupCommand::AddMembers {
+            connection,
+            group,
+            members,
+        }) => {
+            let conn = open(&cli.config, &connection).await?;
+            conn.add_members(&group, &members).await.map_err(call_err)?;
+            print_json(&serde_json::json!({"group": group, "added": members}))
+        }
+        Command::Group(GroupCommand::RemoveMembers {
+            connection,
+            group,
+            members,
+        }) => {
+            let conn = open(&cli.config, &connection).await?;
+            conn.remove_members(&group, &members)
+                .await
+                .map_err(call_err)?;
+            print_json(&serde_json::json!({"group": group, "removed": members}))
+        }
+    }
+}
+
+fn call_err(e: CallError) -> anyhow::Error {
+    anyhow::anyhow!("[{}] {e}", e.code())
+}
+
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn read_attrs(input: AttrInput) -> Result<Vec<Attribute>> {
+    let text = match (input.json, input.file) {
+        (Some(j), _) => j,
+        (None, Some(f)) if f.as_os_str() != "-" => {
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        _ => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read standard input")?;
+            s
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "the attributes are not valid JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        )
+    })?;
+    attributes_from_json(&v).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn open(config_path: &Path, connection: &str) -> Result<Connection> {
+    let config = Config::load(config_path)?;
+    let (plugin_cfg, spec) = config.connection_spec(connection)?;
+    let runtime = Runtime::new(Some(&config.state_dir.join("cache")))?;
+    let plugin = runtime
+        .load_plugin(&plugin_cfg.name, &plugin_cfg.path, Some(&plugin_cfg.sha256))
+        .await?;
+    Ok(runtime.connect(Arc::new(plugin), spec)?)
+}
+
+async fn object(config: &Path, kind: ObjectKind, cmd: ObjectCommand) -> Result<()> {
+    match cmd {
+        ObjectCommand::Create { connection, input } => {
+            let attrs = read_attrs(input)?;
+            let conn = open(config, &connection).await?;
+            let obj = conn.create(kind, attrs).await.map_err(call_err)?;
+            print_json(&obj.to_json())
+        }
+        ObjectCommand::Get { connection, id } => {
+            let conn = open(config, &connection).await?;
+            print_json(&conn.get(kind, &id).await.map_err(call_err)?.to_json())
+        }
+        ObjectCommand::Find {
+            connection,
+            attribute,
+            value,
+        } => {
+            let conn = open(config, &connection).await?;
+            let found = conn
+                .find(
+                    kind,
+                    Attribute {
+                        name: attribute,
+                        value: Value::Text(value),
+                    },
+                )
+                .await
+                .map_err(call_err)?;
+            print_json(&serde_json::Value::Array(
+                found.iter().map(|o| o.to_json()).collect(),
+            ))
+        }
+        ObjectCommand::Update {
+            connection,
+            id,
+            input,
+        } => {
+            let attrs = read_attrs(input)?;
+            if attrs.is_empty() {
+                bail!("nothing to update: give at least one attribute");
+            }
+            let conn = open(config, &connection).await?;
+            conn.update(kind, &id, attrs).await.map_err(call_err)?;
+            print_json(&serde_json::json!({"updated": id}))
+        }
+        ObjectCommand::Disable { connection, id } => {
+            let conn = open(config, &connection).await?;
+            conn.disable(kind, &id).await.map_err(call_err)?;
+            print_json(&serde_json::json!({"disabled": id}))
+        }
+        ObjectCommand::Enable { connection, id } => {
+            let conn = open(config, &connection).await?;
+            conn.enable(kind, &id).await.map_err(call_err)?;
+            print_json(&serde_json::json!({"enabled": id}))
+        }
+        ObjectCommand::Delete { connection, id } => {
+            let conn = open(config, &connection).await?;
+            conn.delete(kind, &id).await.map_err(call_err)?;
+            print_json(&serde_json::json!({"deleted": id}))
+        }
+        ObjectCommand::List {
+            connection,
+            page_size,
+            limit,
+        } => {
+            let conn = open(config, &connection).await?;
+            let mut out = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = conn
+                    .list(kind, cursor.as_deref(), page_size)
+                    .await
+                    .map_err(call_err)?;
+                out.extend(page.objects.iter().map(|o| o.to_json()));
+                if limit.is_some_and(|l| out.len() >= l) {
+                    out.truncate(limit.unwrap_or(usize::MAX));
+                    break;
+                }
+                match page.next_cursor {
+                    Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
+                    _ => break,
+                }
+            }
+            print_json(&serde_json::Value::Array(out))
+        }
+    }
+}
+
+async fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<()> {
+    // Use the configured cache when there is a config; inspecting needs none.
+    let cache = Config::load(config_path)
+        .ok()
+        .map(|c| c.state_dir.join("cache"));
+    let runtime = Runtime::new(cache.as_deref())?;
+    let plugin = runtime.load_plugin("inspected", file, None).await?;
+    if json {
+        return print_json(&inspect_json(&plugin));
+    }
+    print!("{}", inspect_text(&plugin));
+    Ok(())
+}
+
+/// The inspect report as JSON.
+pub fn inspect_json(p: &Plugin) -> serde_json::Value {
+    serde_json::json!({
+        "file": p.path.display().to_string(),
+        "sha256": p.sha256,
+        "size": p.size,
+        "contract": format!("provisio:connector@{}", p.contract),
+        "manifest": p.manifest,
+        "imports": p.imports,
+        "exports": p.exports,
+    })
+}
+
+/// The inspect report as text.
+pub fn inspect_text(p: &Plugin) -> String {
+    use std::fmt::Write;
+    let m = &p.manifest;
+    let mut s = String::new();
+    let _ = writeln!(s, "{} {} by {}", m.name, m.version, m.vendor);
+    let _ = writeln!(s, "  {}", m.description);
+    let _ = writeln!(s, "file:      {} ({} bytes)", p.path.display(), p.size);
+    let _ = writeln!(s, "sha256:    {}", p.sha256);
+    let _ = writeln!(s, "contract:  provisio:connector@{}", p.contract);
+    let caps: Vec<String> = m
+        .capabilities
+        .iter()
+        .map(|c| {
+            serde_json::to_value(c)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect();
+    let _ = writeln!(s, "capabilities: {}", caps.join(", "));
+    let _ = writeln!(s, "declared hosts:");
+    for h in &m.hosts {
+        let _ = writeln!(s, "  {h}");
+    }
+    let _ = writeln!(s, "settings:");
+    for x in &m.settings {
+        let req = if x.required { "required" } else { "optional" };
+        let def = x
+            .default_value
+            .as_deref()
+            .map(|d| format!(", default {d}"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  {} ({req}{def}): {}", x.name, x.description);
+    }
+    let _ = writeln!(s, "secrets (by reference only):");
+    for x in &m.secrets {
+        let req = if x.required { "required" } else { "optional" };
+        let _ = writeln!(s, "  {} ({req}): {}", x.name, x.description);
+    }
+    for (title, maps) in [
+        ("user mappings", &m.user_mappings),
+        ("group mappings", &m.group_mappings),
+    ] {
+        if maps.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "{title}:");
+        for x in maps {
+            let matching = x
+                .matching_precedence
+                .map(|p| format!("  [matching {p}]"))
+                .unwrap_or_default();
+            let _ = writeln!(s, "  {:<45} <- {}{matching}", x.target, x.source);
+        }
+    }
+    let _ = writeln!(s, "imports:");
+    for i in &p.imports {
+        let _ = writeln!(s, "  {i}");
+    }
+    let _ = writeln!(s, "exports:");
+    for e in &p.exports {
+        let _ = writeln!(s, "  {e}");
+    }
+    s
+}

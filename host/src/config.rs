@@ -1,0 +1,705 @@
+//! `provisio.toml`: plugins, secrets and connections.
+//!
+//! ```toml
+//! [runtime]
+//! state_dir = ".provisio"           # relative to this file; holds the plugin cache
+//! [runtime.limits]                  # defaults for every connection
+//! memory_mb = 64
+//! cpu_seconds = 10
+//! timeout_seconds = 60
+//!
+//! [plugins.scim]
+//! path = "plugins/provisio_plugin_scim.wasm"
+//! sha256 = "<64 hex digits>"         # required: a mismatch refuses to load
+//!
+//! [secrets.scim_token]
+//! env = "SCIM_TOKEN"                 # or file = "...", or value = "..." (development only)
+//! hosts = ["http://127.0.0.1:18080"] # where this secret may be sent
+//!
+//! [connections.demo]
+//! plugin = "scim"
+//! settings = { base_url = "http://127.0.0.1:18080/v2" }
+//! secrets = { token = "scim_token" } # plugin's name -> [secrets.*] entry
+//! allowed_hosts = ["http://127.0.0.1:18080"]
+//! ```
+//!
+//! Every error names the file, line, column and field, and says how to fix it.
+//! Secret values are resolved only for the connection being used, so a missing
+//! environment variable of another connection does not stop this one.
+
+use crate::capabilities::http::HostPattern;
+use crate::capabilities::log::LogLimits;
+use crate::capabilities::secrets::{MIN_SECRET_LEN, Secret, SecretValue};
+use crate::runtime::{ConnectionSpec, Limits};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use toml::Spanned;
+
+/// A configuration error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A problem at a place in the file.
+    #[error("{path}:{line}:{column}: {field}: {message}")]
+    At {
+        /// Path.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Dotted field path.
+        field: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A problem not tied to one place.
+    #[error("{path}: {message}")]
+    General {
+        /// Path.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    runtime: RawRuntime,
+    #[serde(default)]
+    plugins: BTreeMap<String, RawPlugin>,
+    #[serde(default)]
+    secrets: BTreeMap<String, RawSecret>,
+    #[serde(default)]
+    connections: BTreeMap<String, RawConnection>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    state_dir: Option<String>,
+    limits: Option<Spanned<RawLimits>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory_mb: Option<u64>,
+    cpu_seconds: Option<f64>,
+    timeout_seconds: Option<f64>,
+    http_timeout_seconds: Option<f64>,
+    max_response_mb: Option<u64>,
+    max_redirects: Option<usize>,
+    log_records_per_second: Option<f64>,
+    log_burst: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    path: Spanned<String>,
+    sha256: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    env: Option<Spanned<String>>,
+    file: Option<Spanned<String>>,
+    value: Option<Spanned<String>>,
+    hosts: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    plugin: Spanned<String>,
+    #[serde(default)]
+    settings: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    allowed_hosts: Vec<Spanned<String>>,
+    limits: Option<Spanned<RawLimits>>,
+}
+
+/// A plugin entry.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    /// Name.
+    pub name: String,
+    /// Absolute or config-relative path, resolved.
+    pub path: PathBuf,
+    /// Pinned sha256.
+    pub sha256: String,
+}
+
+/// Where a secret's value comes from.
+#[derive(Debug, Clone)]
+enum SecretSource {
+    Env(String),
+    File(PathBuf),
+    Inline(String),
+}
+
+#[derive(Debug, Clone)]
+struct SecretConfig {
+    source: SecretSource,
+    hosts: Vec<HostPattern>,
+    span: Range<usize>,
+}
+
+/// A connection entry.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Name.
+    pub name: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Settings.
+    pub settings: BTreeMap<String, String>,
+    /// plugin secret name -> operator secret name.
+    pub secrets: BTreeMap<String, String>,
+    /// Granted hosts.
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file.
+    pub path: PathBuf,
+    /// State directory (resolved).
+    pub state_dir: PathBuf,
+    /// Default limits.
+    pub limits: Limits,
+    plugins: BTreeMap<String, PluginConfig>,
+    secrets: BTreeMap<String, SecretConfig>,
+    connections: BTreeMap<String, ConnectionConfig>,
+    text: String,
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn at(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = line_col(self.text, span.start);
+        ConfigError::At {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+fn apply_limits(base: Limits, raw: &RawLimits) -> Result<Limits, String> {
+    let mut l = base;
+    let secs = |v: f64, what: &str| -> Result<Duration, String> {
+        if v.is_finite() && v > 0.0 && v < 86_400.0 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(format!(
+                "{what} must be a positive number of seconds below 86400, got {v}"
+            ))
+        }
+    };
+    if let Some(mb) = raw.memory_mb {
+        if !(1..=4096).contains(&mb) {
+            return Err(format!("memory_mb must be between 1 and 4096, got {mb}"));
+        }
+        l.memory_bytes = (mb as usize) * 1024 * 1024;
+    }
+    if let Some(v) = raw.cpu_seconds {
+        l.cpu_time = secs(v, "cpu_seconds")?;
+    }
+    if let Some(v) = raw.timeout_seconds {
+        l.wall_time = secs(v, "timeout_seconds")?;
+    }
+    if let Some(v) = raw.http_timeout_seconds {
+        l.http_timeout = secs(v, "http_timeout_seconds")?;
+    }
+    if let Some(mb) = raw.max_response_mb {
+        if !(1..=1024).contains(&mb) {
+            return Err(format!(
+                "max_response_mb must be between 1 and 1024, got {mb}"
+            ));
+        }
+        l.max_response_bytes = (mb as usize) * 1024 * 1024;
+    }
+    if let Some(n) = raw.max_redirects {
+        if n > 20 {
+            return Err(format!("max_redirects must be at most 20, got {n}"));
+        }
+        l.max_redirects = n;
+    }
+    if let Some(r) = raw.log_records_per_second {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(format!("log_records_per_second must be positive, got {r}"));
+        }
+        l.log = LogLimits {
+            records_per_second: r,
+            ..l.log
+        };
+    }
+    if let Some(b) = raw.log_burst {
+        if b == 0 {
+            return Err("log_burst must be at least 1".to_string());
+        }
+        l.log = LogLimits { burst: b, ..l.log };
+    }
+    Ok(l)
+}
+
+fn resolve(dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validate config text (`path` is used for messages and relative paths).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let cx = Ctx { path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            cx.at(span, "toml", e.message().trim().to_string())
+        })?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+
+        let mut limits = Limits::default();
+        if let Some(l) = &raw.runtime.limits {
+            limits = apply_limits(limits, l.get_ref())
+                .map_err(|m| cx.at(l.span(), "runtime.limits", m))?;
+        }
+        let state_dir = resolve(
+            &dir,
+            raw.runtime.state_dir.as_deref().unwrap_or(".provisio"),
+        );
+
+        let mut plugins = BTreeMap::new();
+        for (name, p) in raw.plugins {
+            let field = format!("plugins.{name}");
+            let sha = p.sha256.ok_or_else(|| {
+                cx.at(
+                    p.path.span(),
+                    format!("{field}.sha256"),
+                    "every plugin must be pinned by its sha256; run `provisio plugin inspect <file>` \
+                     to see the digest and add sha256 = \"<digest>\"",
+                )
+            })?;
+            let s = sha.get_ref().trim().to_ascii_lowercase();
+            if s.len() != 64 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(cx.at(
+                    sha.span(),
+                    format!("{field}.sha256"),
+                    "must be 64 hexadecimal digits",
+                ));
+            }
+            plugins.insert(
+                name.clone(),
+                PluginConfig {
+                    name,
+                    path: resolve(&dir, p.path.get_ref()),
+                    sha256: s,
+                },
+            );
+        }
+
+        let mut secrets = BTreeMap::new();
+        for (name, s) in raw.secrets {
+            let field = format!("secrets.{name}");
+            let span = s.hosts.span();
+            let sources: Vec<(SecretSource, Range<usize>)> = [
+                s.env
+                    .map(|e| (SecretSource::Env(e.get_ref().clone()), e.span())),
+                s.file
+                    .map(|f| (SecretSource::File(resolve(&dir, f.get_ref())), f.span())),
+                s.value
+                    .map(|v| (SecretSource::Inline(v.get_ref().clone()), v.span())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if sources.len() != 1 {
+                return Err(cx.at(
+                    span.clone(),
+                    field,
+                    "give exactly one of env = \"VAR\", file = \"path\" or value = \"...\" (development only)",
+                ));
+            }
+            let (source, source_span) = sources
+                .into_iter()
+                .next()
+                .ok_or_else(|| cx.at(span.clone(), "secrets", "no source"))?;
+            if matches!(source, SecretSource::Inline(_)) {
+                tracing::warn!("{field}: inline secret value; use env or file outside development");
+            }
+            if s.hosts.get_ref().is_empty() {
+                return Err(cx.at(
+                    span,
+                    format!("{field}.hosts"),
+                    "bind the secret to at least one origin it may be sent to, e.g. hosts = [\"https://acme.zendesk.com\"]",
+                ));
+            }
+            let mut hosts = Vec::new();
+            for h in s.hosts.get_ref() {
+                hosts.push(
+                    HostPattern::parse(h.get_ref())
+                        .map_err(|m| cx.at(h.span(), format!("{field}.hosts"), m))?,
+                );
+            }
+            secrets.insert(
+                name,
+                SecretConfig {
+                    source,
+                    hosts,
+                    span: source_span,
+                },
+            );
+        }
+
+        let mut connections = BTreeMap::new();
+        for (name, c) in raw.connections {
+            let field = format!("connections.{name}");
+            if !plugins.contains_key(c.plugin.get_ref()) {
+                return Err(cx.at(
+                    c.plugin.span(),
+                    format!("{field}.plugin"),
+                    format!(
+                        "no plugin named '{}' (defined: {}); add a [plugins.{}] table",
+                        c.plugin.get_ref(),
+                        list(plugins.keys()),
+                        c.plugin.get_ref()
+                    ),
+                ));
+            }
+            let mut grants = BTreeMap::new();
+            for (plugin_name, op) in c.secrets {
+                if !secrets.contains_key(op.get_ref()) {
+                    return Err(cx.at(
+                        op.span(),
+                        format!("{field}.secrets.{plugin_name}"),
+                        format!(
+                            "no secret named '{}' (defined: {}); add a [secrets.{}] table",
+                            op.get_ref(),
+                            list(secrets.keys()),
+                            op.get_ref()
+                        ),
+                    ));
+                }
+                grants.insert(plugin_name, op.into_inner());
+            }
+            let mut allowed = Vec::new();
+            for h in &c.allowed_hosts {
+                allowed.push(
+                    HostPattern::parse(h.get_ref())
+                        .map_err(|m| cx.at(h.span(), format!("{field}.allowed_hosts"), m))?,
+                );
+            }
+            let conn_limits = match &c.limits {
+                Some(l) => apply_limits(limits, l.get_ref())
+                    .map_err(|m| cx.at(l.span(), format!("{field}.limits"), m))?,
+                None => limits,
+            };
+            connections.insert(
+                name.clone(),
+                ConnectionConfig {
+                    name,
+                    plugin: c.plugin.into_inner(),
+                    settings: c.settings,
+                    secrets: grants,
+                    allowed_hosts: allowed,
+                    limits: conn_limits,
+                },
+            );
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            state_dir,
+            limits,
+            plugins,
+            secrets,
+            connections,
+            text: text.to_string(),
+        })
+    }
+
+    /// A plugin entry.
+    pub fn plugin(&self, name: &str) -> Result<&PluginConfig, ConfigError> {
+        self.plugins.get(name).ok_or_else(|| ConfigError::General {
+            path: self.path.clone(),
+            message: format!(
+                "no plugin named '{name}' (defined: {})",
+                list(self.plugins.keys())
+            ),
+        })
+    }
+
+    /// A connection entry.
+    pub fn connection(&self, name: &str) -> Result<&ConnectionConfig, ConfigError> {
+        self.connections
+            .get(name)
+            .ok_or_else(|| ConfigError::General {
+                path: self.path.clone(),
+                message: format!(
+                    "no connection named '{name}' (defined: {}); add a [connections.{name}] table",
+                    list(self.connections.keys())
+                ),
+            })
+    }
+
+    /// Names of all connections.
+    pub fn connection_names(&self) -> Vec<String> {
+        self.connections.keys().cloned().collect()
+    }
+
+    /// Resolve a connection into the runtime's spec, reading its secrets' values.
+    pub fn connection_spec(
+        &self,
+        name: &str,
+    ) -> Result<(PluginConfig, ConnectionSpec), ConfigError> {
+        let c = self.connection(name)?;
+        let plugin = self.plugin(&c.plugin)?.clone();
+        let mut secrets = BTreeMap::new();
+        for (plugin_name, op_name) in &c.secrets {
+            let s = self
+                .secrets
+                .get(op_name)
+                .ok_or_else(|| ConfigError::General {
+                    path: self.path.clone(),
+                    message: format!("no secret named '{op_name}'"),
+                })?;
+            let field = format!("secrets.{op_name}");
+            let cx = Ctx {
+                path: &self.path,
+                text: &self.text,
+            };
+            let value = match &s.source {
+                SecretSource::Env(var) => std::env::var(var).map_err(|_| {
+                    cx.at(
+                        s.span.clone(),
+                        format!("{field}.env"),
+                        format!(
+                            "environment variable {var} is not set (needed by connection '{name}')"
+                        ),
+                    )
+                })?,
+                SecretSource::File(p) => std::fs::read_to_string(p)
+                    .map_err(|e| {
+                        cx.at(
+                            s.span.clone(),
+                            format!("{field}.file"),
+                            format!("cannot read {}: {e}", p.display()),
+                        )
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+                SecretSource::Inline(v) => v.clone(),
+            };
+            if value.len() < MIN_SECRET_LEN {
+                return Err(cx.at(
+                    s.span.clone(),
+                    field,
+                    format!("the secret's value is shorter than {MIN_SECRET_LEN} characters; that cannot be a real credential"),
+                ));
+            }
+            secrets.insert(
+                plugin_name.clone(),
+                Arc::new(Secret {
+                    name: op_name.clone(),
+                    value: SecretValue::new(value),
+                    bound_to: s.hosts.clone(),
+                }),
+            );
+        }
+        Ok((
+            plugin,
+            ConnectionSpec {
+                name: c.name.clone(),
+                settings: c.settings.clone(),
+                allowed_hosts: c.allowed_hosts.clone(),
+                secrets,
+                limits: c.limits,
+            },
+        ))
+    }
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/provisio/provisio.toml"), text)
+    }
+
+    fn good() -> String {
+        format!(
+            r#"
+[plugins.scim]
+path = "scim.wasm"
+sha256 = "{SHA}"
+
+[secrets.tok]
+value = "abcdef-inline"
+hosts = ["http://127.0.0.1:18080"]
+
+[connections.demo]
+plugin = "scim"
+settings = {{ base_url = "http://127.0.0.1:18080/v2" }}
+secrets = {{ token = "tok" }}
+allowed_hosts = ["http://127.0.0.1:18080"]
+limits = {{ memory_mb = 32 }}
+"#
+        )
+    }
+
+    #[test]
+    fn loads_a_good_config() {
+        let c = parse(&good()).unwrap();
+        assert_eq!(
+            c.plugin("scim").unwrap().path,
+            PathBuf::from("/etc/provisio/scim.wasm")
+        );
+        assert_eq!(c.state_dir, PathBuf::from("/etc/provisio/.provisio"));
+        let (p, spec) = c.connection_spec("demo").unwrap();
+        assert_eq!(p.name, "scim");
+        assert_eq!(spec.limits.memory_bytes, 32 * 1024 * 1024);
+        assert_eq!(spec.secrets["token"].value.expose(), "abcdef-inline");
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let text = good().replace("plugin = \"scim\"", "plugin = \"nope\"");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/etc/provisio/provisio.toml:11:10: connections.demo.plugin:"),
+            "{e}"
+        );
+        assert!(e.contains("defined: scim"), "{e}");
+
+        let text = good().replace("memory_mb = 32", "memory_mb = 0");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains(":15:") && e.contains("memory_mb must be between"),
+            "{e}"
+        );
+
+        let text = good().replace("allowed_hosts", "allowed_host");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains(":14:") && e.contains("unknown field `allowed_host`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pins_and_secret_sources_are_required() {
+        let text = good().replace(&format!("sha256 = \"{SHA}\""), "");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("plugins.scim.sha256") && e.contains("plugin inspect"),
+            "{e}"
+        );
+
+        let text = good().replace("value = \"abcdef-inline\"", "");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("exactly one of env"), "{e}");
+
+        let text = good().replace(
+            "hosts = [\"http://127.0.0.1:18080\"]\n\n[conn",
+            "hosts = []\n\n[conn",
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("secrets.tok.hosts"), "{e}");
+    }
+
+    #[test]
+    fn missing_env_secret_is_reported_for_its_connection_only() {
+        let text = good().replace(
+            "value = \"abcdef-inline\"",
+            "env = \"PROVISIO_TEST_UNSET_VAR_X\"",
+        );
+        let c = parse(&text).unwrap();
+        let e = c.connection_spec("demo").unwrap_err().to_string();
+        assert!(
+            e.contains("PROVISIO_TEST_UNSET_VAR_X is not set") && e.contains(":7:"),
+            "{e}"
+        );
+        let e = c.connection_spec("other").unwrap_err().to_string();
+        assert!(e.contains("no connection named 'other'"), "{e}");
+    }
+
+    #[test]
+    fn bad_toml_points_at_the_spot() {
+        let e = parse("[plugins.scim\npath = 1").unwrap_err().to_string();
+        assert!(e.starts_with("/etc/provisio/provisio.toml:1:"), "{e}");
+    }
+}

@@ -1,0 +1,436 @@
+//! A connection: one plugin bound to one operator configuration.
+//!
+//! [`Connection::new`] checks the configuration against the plugin's manifest
+//! (required settings set, required secrets granted, declared host patterns
+//! filled) and builds the connection's capabilities. Each operation then runs in
+//! a fresh store instantiated from the plugin's `InstancePre`, under the
+//! connection's limits (see [`super::sandbox`]).
+
+use super::bindings::{PluginPre, guest};
+use super::sandbox::{self, CallError, ConnectionContext, Limits, StoreState};
+use super::{Plugin, Runtime};
+use crate::capabilities::http::{Allowlist, HostPattern, HttpPolicy, fill_pattern};
+use crate::capabilities::kv::{KvCache, KvLimits};
+use crate::capabilities::log::GuestLog;
+use crate::capabilities::secrets::{GrantedSecrets, Secret};
+use crate::model::{Attribute, ConnectorError, Manifest, ObjectKind, Page, TargetObject};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use wasmtime::Store;
+
+/// The operator's configuration of one connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionSpec {
+    /// Connection name.
+    pub name: String,
+    /// Settings.
+    pub settings: BTreeMap<String, String>,
+    /// Hosts the operator grants.
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Secrets granted, keyed by the plugin's names.
+    pub secrets: BTreeMap<String, Arc<Secret>>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// Why a connection could not be set up.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectionError {
+    /// A required setting is missing.
+    #[error(
+        "connection '{connection}': plugin '{plugin}' requires setting '{setting}' ({description}); \
+         add it to the connection's `settings`"
+    )]
+    MissingSetting {
+        /// Connection.
+        connection: String,
+        /// Plugin.
+        plugin: String,
+        /// Setting.
+        setting: String,
+        /// Its description.
+        description: String,
+    },
+    /// A setting the plugin does not know.
+    #[error(
+        "connection '{connection}': plugin '{plugin}' has no setting '{setting}' (known: {known})"
+    )]
+    UnknownSetting {
+        /// Connection.
+        connection: String,
+        /// Plugin.
+        plugin: String,
+        /// Setting.
+        setting: String,
+        /// Known settings.
+        known: String,
+    },
+    /// A required secret is not granted.
+    #[error(
+        "connection '{connection}': plugin '{plugin}' requires secret '{secret}' ({description}); \
+         grant one in the connection's `secrets` table, e.g. secrets = {{ {secret} = \"<name of a [secrets.*] entry>\" }}"
+    )]
+    MissingSecret {
+        /// Connection.
+        connection: String,
+        /// Plugin.
+        plugin: String,
+        /// Secret.
+        secret: String,
+        /// Its description.
+        description: String,
+    },
+    /// A secret grant under a name the plugin does not declare.
+    #[error(
+        "connection '{connection}': plugin '{plugin}' declares no secret '{secret}' (declared: {known})"
+    )]
+    UnknownSecret {
+        /// Connection.
+        connection: String,
+        /// Plugin.
+        plugin: String,
+        /// Secret.
+        secret: String,
+        /// Declared secrets.
+        known: String,
+    },
+    /// A declared host pattern is invalid once filled.
+    #[error(
+        "connection '{connection}': plugin '{plugin}' declared host pattern '{pattern}': {message}"
+    )]
+    BadHostPattern {
+        /// Connection.
+        connection: String,
+        /// Plugin.
+        plugin: String,
+        /// The declared pattern.
+        pattern: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A ready connection.
+pub struct Connection {
+    engine: wasmtime::Engine,
+    plugin: Arc<Plugin>,
+    ctx: Arc<ConnectionContext>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("name", &self.ctx.name)
+            .field("plugin", &self.plugin.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn names<T>(items: &[T], name: impl Fn(&T) -> &str) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items
+            .iter()
+            .map(|i| name(i).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl Runtime {
+    /// Bind a plugin to a connection's configuration.
+    pub fn connect(
+        &self,
+        plugin: Arc<Plugin>,
+        spec: ConnectionSpec,
+    ) -> Result<Connection, ConnectionError> {
+        let m: &Manifest = &plugin.manifest;
+        let (connection, pname) = (spec.name.clone(), plugin.name.clone());
+        for s in &m.settings {
+            if s.required && s.default_value.is_none() && !spec.settings.contains_key(&s.name) {
+                return Err(ConnectionError::MissingSetting {
+                    connection,
+                    plugin: pname,
+                    setting: s.name.clone(),
+                    description: s.description.clone(),
+                });
+            }
+        }
+        for key in spec.settings.keys() {
+            if !m.settings.iter().any(|s| &s.name == key) {
+                return Err(ConnectionError::UnknownSetting {
+                    connection,
+                    plugin: pname,
+                    setting: key.clone(),
+                    known: names(&m.settings, |s| &s.name),
+                });
+            }
+        }
+        for s in &m.secrets {
+            if s.required && !spec.secrets.contains_key(&s.name) {
+                return Err(ConnectionError::MissingSecret {
+                    connection,
+                    plugin: pname,
+                    secret: s.name.clone(),
+                    description: s.description.clone(),
+                });
+            }
+        }
+        for key in spec.secrets.keys() {
+            if !m.secrets.iter().any(|s| &s.name == key) {
+                return Err(ConnectionError::UnknownSecret {
+                    connection,
+                    plugin: pname,
+                    secret: key.clone(),
+                    known: names(&m.secrets, |s| &s.name),
+                });
+            }
+        }
+        let defaults: BTreeMap<String, String> = m
+            .settings
+            .iter()
+            .filter_map(|s| s.default_value.clone().map(|d| (s.name.clone(), d)))
+            .collect();
+        let setting = |n: &str| spec.settings.get(n).or_else(|| defaults.get(n)).cloned();
+        let mut declared = Vec::new();
+        for pattern in &m.hosts {
+            let bad = |message: String| ConnectionError::BadHostPattern {
+                connection: connection.clone(),
+                plugin: pname.clone(),
+                pattern: pattern.clone(),
+                message,
+            };
+            match fill_pattern(pattern, setting).map_err(bad)? {
+                Some(filled) => declared.push(HostPattern::parse(&filled).map_err(bad)?),
+                None => tracing::debug!(
+                    connection = %spec.name,
+                    "declared host pattern '{pattern}' names an unset setting; it allows nothing"
+                ),
+            }
+        }
+        let limits = spec.limits;
+        let ctx = ConnectionContext {
+            name: spec.name.clone(),
+            plugin: plugin.name.clone(),
+            settings: spec.settings,
+            defaults,
+            http: HttpPolicy {
+                connection: spec.name.clone(),
+                allowlist: Allowlist::new(declared, spec.allowed_hosts),
+                secrets: GrantedSecrets::new(spec.name.clone(), spec.secrets),
+                timeout: limits.http_timeout,
+                max_response_bytes: limits.max_response_bytes,
+                max_redirects: limits.max_redirects,
+            },
+            http_client: self.http.clone(),
+            log: GuestLog::new(spec.name.clone(), plugin.name.clone(), limits.log),
+            kv: KvCache::new(KvLimits::default()),
+            limits,
+        };
+        Ok(Connection {
+            engine: self.engine.clone(),
+            plugin,
+            ctx: Arc::new(ctx),
+        })
+    }
+}
+
+type CallFuture<'a, R> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, ConnectorError>>> + Send + 'a>>;
+
+/// Run one operation in a fresh store: instantiate, call, classify the outcome.
+pub(crate) async fn call<R, F>(
+    engine: &wasmtime::Engine,
+    pre: &PluginPre<StoreState>,
+    ctx: Arc<ConnectionContext>,
+    operation: &str,
+    f: F,
+) -> Result<R, CallError>
+where
+    F: for<'a> FnOnce(&'a guest::Guest, &'a mut Store<StoreState>) -> CallFuture<'a, R>,
+{
+    let wall = ctx.limits.wall_time;
+    let mut store = sandbox::new_store(engine, ctx.clone());
+    let outcome = {
+        let store = &mut store;
+        let run = async move {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            let guest = instance.provisio_connector_connector().clone();
+            f(&guest, store).await
+        };
+        tokio::time::timeout(wall, run).await
+    };
+    let stderr = sandbox::drain_stdio(&store);
+    let result = match outcome {
+        Err(_elapsed) => Err(CallError::Timeout {
+            plugin: ctx.plugin.clone(),
+            operation: operation.to_string(),
+            limit: wall,
+        }),
+        Ok(Err(trap)) => Err(sandbox::classify(&store, operation, trap, &stderr)),
+        Ok(Ok(Err(e))) => Err(CallError::Connector(e)),
+        Ok(Ok(Ok(r))) => Ok(r),
+    };
+    if let Err(e) = &result {
+        tracing::warn!(
+            connection = %ctx.name,
+            plugin = %ctx.plugin,
+            operation,
+            code = e.code(),
+            "call failed: {e}"
+        );
+    }
+    result
+}
+
+macro_rules! op {
+    ($self:ident, $name:literal, |$g:ident, $s:ident| $body:expr) => {
+        call(
+            &$self.engine,
+            &$self.plugin.pre,
+            $self.ctx.clone(),
+            $name,
+            |$g, $s| Box::pin(async move { $body.map(|r| r.map_err(ConnectorError::from)) }),
+        )
+        .await
+    };
+}
+
+fn attrs(a: Vec<Attribute>) -> Vec<super::bindings::provisio::connector::types::Attribute> {
+    a.into_iter().map(Into::into).collect()
+}
+
+impl Connection {
+    /// Connection name.
+    pub fn name(&self) -> &str {
+        &self.ctx.name
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Guest log counters (emitted, suppressed).
+    pub fn log_stats(&self) -> crate::capabilities::log::LogStats {
+        self.ctx.log.stats()
+    }
+
+    /// Check settings and credentials against the target.
+    pub async fn test_connection(&self) -> Result<String, CallError> {
+        op!(self, "test-connection", |g, s| g
+            .call_test_connection(s)
+            .await)
+    }
+
+    /// Find objects whose attribute equals a value.
+    pub async fn find(
+        &self,
+        kind: ObjectKind,
+        attribute: Attribute,
+    ) -> Result<Vec<TargetObject>, CallError> {
+        op!(self, "find", |g, s| g
+            .call_find(s, kind.into(), &attribute.into())
+            .await
+            .map(|r| r.map(|v| v.into_iter().map(Into::into).collect())))
+    }
+
+    /// Read one object.
+    pub async fn get(&self, kind: ObjectKind, id: &str) -> Result<TargetObject, CallError> {
+        let id = id.to_string();
+        op!(self, "get", |g, s| g
+            .call_get(s, kind.into(), &id)
+            .await
+            .map(|r| r.map(Into::into)))
+    }
+
+    /// Create an object.
+    pub async fn create(
+        &self,
+        kind: ObjectKind,
+        attributes: Vec<Attribute>,
+    ) -> Result<TargetObject, CallError> {
+        op!(self, "create", |g, s| g
+            .call_create(s, kind.into(), &attrs(attributes))
+            .await
+            .map(|r| r.map(Into::into)))
+    }
+
+    /// Update only the given attributes.
+    pub async fn update(
+        &self,
+        kind: ObjectKind,
+        id: &str,
+        changes: Vec<Attribute>,
+    ) -> Result<(), CallError> {
+        let id = id.to_string();
+        op!(self, "update", |g, s| g
+            .call_update(s, kind.into(), &id, &attrs(changes))
+            .await)
+    }
+
+    /// Disable an object.
+    pub async fn disable(&self, kind: ObjectKind, id: &str) -> Result<(), CallError> {
+        let id = id.to_string();
+        op!(self, "disable", |g, s| g
+            .call_disable(s, kind.into(), &id)
+            .await)
+    }
+
+    /// Enable an object.
+    pub async fn enable(&self, kind: ObjectKind, id: &str) -> Result<(), CallError> {
+        let id = id.to_string();
+        op!(self, "enable", |g, s| g
+            .call_enable(s, kind.into(), &id)
+            .await)
+    }
+
+    /// Delete an object.
+    pub async fn delete(&self, kind: ObjectKind, id: &str) -> Result<(), CallError> {
+        let id = id.to_string();
+        op!(self, "delete", |g, s| g
+            .call_delete(s, kind.into(), &id)
+            .await)
+    }
+
+    /// One page of objects.
+    pub async fn list(
+        &self,
+        kind: ObjectKind,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<Page, CallError> {
+        let cursor = cursor.map(str::to_string);
+        op!(self, "list", |g, s| g
+            .call_list(s, kind.into(), cursor.as_deref(), page_size)
+            .await
+            .map(|r| r.map(Into::into)))
+    }
+
+    /// Add members to a group in one batch.
+    pub async fn add_members(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> Result<(), CallError> {
+        let (group_id, member_ids) = (group_id.to_string(), member_ids.to_vec());
+        op!(self, "add-members", |g, s| g
+            .call_add_members(s, &group_id, &member_ids)
+            .await)
+    }
+
+    /// Remove members from a group in one batch.
+    pub async fn remove_members(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> Result<(), CallError> {
+        let (group_id, member_ids) = (group_id.to_string(), member_ids.to_vec());
+        op!(self, "remove-members", |g, s| g
+            .call_remove_members(s, &group_id, &member_ids)
+            .await)
+    }
+}
