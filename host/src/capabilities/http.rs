@@ -530,7 +530,10 @@ fn classify(e: &reqwest::Error, policy: &HttpPolicy) -> HttpError {
     // reqwest's messages include the URL, never our headers.
     let msg = e.to_string();
     if e.is_timeout() {
-        HttpError::Timeout(format!("no response within {:?}: {msg}", policy.timeout))
+        HttpError::Timeout(format!(
+            "request timed out after {:?}: {msg}",
+            policy.timeout
+        ))
     } else {
         HttpError::Connection(msg)
     }

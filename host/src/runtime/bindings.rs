@@ -76,7 +76,9 @@ impl log::Host for StoreState {
             log::Level::Warn => cap_log::Level::Warn,
             log::Level::Error => cap_log::Level::Error,
         };
+        let started = Instant::now();
         self.ctx.log.emit(level, &message, &fields);
+        self.clock.host_time += started.elapsed();
         Ok(())
     }
 }

@@ -1,0 +1,152 @@
+//! Helpers shared by the integration tests: locating the wasm plugins built
+//! by `scripts/build-plugins.sh`, capturing logs, and small local HTTP fixtures.
+
+#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Path of a plugin built for wasm32-wasip2 (release). Panics with the fix if missing.
+pub fn plugin(file_stem: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let path = target
+        .join("wasm32-wasip2/release")
+        .join(format!("{file_stem}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the plugins first with `scripts/build-plugins.sh`",
+        path.display()
+    );
+    path
+}
+
+/// A log buffer usable as a tracing writer.
+#[derive(Clone, Default)]
+pub struct LogBuf(pub Arc<Mutex<Vec<u8>>>);
+
+impl LogBuf {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for LogBuf {
+    fn write(&mut self, d: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(d);
+        Ok(d.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Capture every log record (trace level and up) of this thread, through the
+/// same redacting writer the binary uses.
+pub fn capture_logs() -> (LogBuf, tracing::subscriber::DefaultGuard) {
+    let buf = LogBuf::default();
+    let b2 = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(provisio::telemetry::Redacting(move || b2.clone()))
+        .finish();
+    (buf, tracing::subscriber::set_default(sub))
+}
+
+/// What a fixture server saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// A local HTTP server recording every request.
+pub struct Fixture {
+    pub url: String,
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Fixture {
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Start a fixture: `/ping`, `/echo` (echoes headers and body as JSON),
+/// `/redirect` (302 to `redirect_to`), `/slow` (sleeps 5 s), `/big` (2 MiB).
+pub async fn fixture(redirect_to: Option<String>) -> Fixture {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, Uri};
+    use axum::response::IntoResponse;
+
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let s2 = seen.clone();
+    let redirect_to = Arc::new(redirect_to);
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let seen = s2.clone();
+            let redirect_to = redirect_to.clone();
+            async move {
+                let headers: Vec<(String, String)> = headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect();
+                let body = String::from_utf8_lossy(&body).into_owned();
+                seen.lock().unwrap().push(Seen {
+                    method: method.to_string(),
+                    path: uri.path().to_string(),
+                    headers: headers.clone(),
+                    body: body.clone(),
+                });
+                match uri.path() {
+                    "/ping" => "pong".into_response(),
+                    "/echo" => axum::Json(serde_json::json!({"headers": headers, "body": body}))
+                        .into_response(),
+                    "/redirect" => (
+                        axum::http::StatusCode::FOUND,
+                        [(
+                            "location",
+                            redirect_to.as_deref().unwrap_or("/ping").to_string(),
+                        )],
+                    )
+                        .into_response(),
+                    "/slow" => {
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        "slow".into_response()
+                    }
+                    "/big" => vec![b'x'; 2 * 1024 * 1024].into_response(),
+                    _ => (axum::http::StatusCode::NOT_FOUND, "no such path").into_response(),
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Fixture {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        seen,
+    }
+}
