@@ -319,6 +319,15 @@ impl Connection {
         self.ctx.log.stats()
     }
 
+    /// Instantiate the plugin in a fresh store and drop it, calling nothing:
+    /// the fixed cost every operation pays (used by health checks and benches).
+    pub async fn instantiate(&self) -> Result<(), CallError> {
+        call(&self.engine, &self.plugin.pre, self.ctx.clone(), "instantiate", |_g, _s| {
+            Box::pin(async move { Ok(Ok(())) })
+        })
+        .await
+    }
+
     /// Check settings and credentials against the target.
     pub async fn test_connection(&self) -> Result<String, CallError> {
         op!(self, "test-connection", |g, s| g
