@@ -39,6 +39,20 @@ use crate::ConnectorError;
 use crate::bindings::provisio::connector::http as wit;
 pub use crate::bindings::provisio::connector::http::Method;
 
+impl Method {
+    /// The method's name as sent on the wire, e.g. `"PATCH"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Head => "HEAD",
+        }
+    }
+}
+
 /// Text built from literal parts and references to secrets. The host
 /// assembles it at send time; the guest never sees a secret's value.
 #[derive(Clone, Default, PartialEq)]
@@ -664,6 +678,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(req.method, Method::Post);
+        assert_eq!(req.method.as_str(), "POST");
         assert_eq!(req.url, "https://x.test/Users");
         assert_eq!(
             req.auth,
