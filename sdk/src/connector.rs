@@ -159,9 +159,28 @@ impl<T: Connector> Guest for Export<T> {
 /// `provisio:connector/connector@0.1.0` interface. Use it once per crate, at
 /// the top level:
 ///
-/// ```ignore
+/// ```no_run
+/// use provisio_sdk::prelude::*;
+///
 /// struct MyConnector;
-/// impl provisio_sdk::Connector for MyConnector { /* ... */ }
+///
+/// impl Connector for MyConnector {
+///     fn describe() -> Manifest {
+///         Manifest {
+///             name: "mine".into(),
+///             version: "0.1.0".into(),
+///             description: "An example".into(),
+///             vendor: "Me".into(),
+///             capabilities: vec![],
+///             settings: vec![],
+///             secrets: vec![],
+///             hosts: vec![],
+///             user_mappings: vec![],
+///             group_mappings: vec![],
+///         }
+///     }
+/// }
+///
 /// provisio_sdk::export_connector!(MyConnector);
 /// ```
 #[macro_export]

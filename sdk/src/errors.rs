@@ -290,7 +290,13 @@ pub fn parse_http_date(value: &str) -> Option<u64> {
     let h = hms.next()?.parse::<u64>().ok()?;
     let mi = hms.next()?.parse::<u64>().ok()?;
     let s = hms.next()?.parse::<u64>().ok()?;
-    if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
+    if hms.next().is_some()
+        || !(1..=31).contains(&day)
+        || !(1970..=9999).contains(&year)
+        || h > 23
+        || mi > 59
+        || s > 60
+    {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -342,6 +348,12 @@ mod tests {
         assert_eq!(parse_http_date("garbage"), None);
         assert_eq!(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 25:49:37 GMT"), None);
+        // Absurd years from a misbehaving target must not overflow.
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 9223372036854775807 08:49:37 GMT"),
+            None
+        );
+        assert_eq!(parse_http_date("Sun, 06 Nov -5 08:49:37 GMT"), None);
     }
 
     #[test]

@@ -303,4 +303,27 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        // A small deterministic generator over characters that matter to the grammar.
+        let alphabet: Vec<char> = "ab:.[]\" é\\ eqtype1urn$_-".chars().collect();
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 24) as usize;
+            for i in 0..len {
+                let idx = ((state >> (i % 50)) as usize + i * 7) % alphabet.len();
+                s.push(alphabet[idx]);
+            }
+            if let Ok(p) = AttrPath::parse(&s) {
+                // A parsed path renders to something that parses to the same path.
+                assert_eq!(AttrPath::parse(&p.to_string()).ok(), Some(p), "{s}");
+            }
+            let _ = super::super::Filter::for_attribute(&s, &crate::Value::Text(s.clone()));
+        }
+    }
 }

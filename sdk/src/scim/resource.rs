@@ -792,4 +792,33 @@ mod tests {
         assert_eq!(r[ENT], json!({}));
         assert!(apply_attributes(&mut json!([]), &[]).is_err());
     }
+
+    #[test]
+    fn odd_resources_do_not_panic() {
+        for odd in [
+            json!(null),
+            json!("x"),
+            json!([1, 2]),
+            json!({"id": 5, "emails": "not-an-array", "name": [1, {"a": null}]}),
+            json!({"id": "x", "emails": [[1], null, {"type": 3}, {"type": "work"}], "members": [1, {"value": null}]}),
+            json!({"id": "x", "urn:x:y": "not-an-object", "urn:": {"a": 1}, "manager": {"value": {"deep": 1}}}),
+            json!({"id": "", "active": "maybe", "primary": [true]}),
+        ] {
+            let _ = object_from_resource(&odd);
+            let _ = attributes_from_resource(&odd);
+            let mut target = odd.clone();
+            let _ = apply_attributes(
+                &mut target,
+                &[
+                    a(r#"emails[type eq "work"].value"#, "x"),
+                    a("name.givenName", "y"),
+                    a(&format!("{ENT}:manager"), "m"),
+                    a(r#"emails[type eq "work"].value"#, Value::Null),
+                ],
+            );
+            let _ = merged_patch(&odd, &[a(r#"emails[type eq "work"].value"#, "x")]);
+        }
+        assert_eq!(object_from_resource(&json!({"id": 5})).unwrap().id, "5");
+        assert!(object_from_resource(&json!({"id": ""})).is_err());
+    }
 }
