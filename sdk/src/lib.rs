@@ -102,8 +102,7 @@ pub use wit_bindgen as __wit_bindgen;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "plugin",
-        // build.rs copies ../wit here (escaping WIT keywords used as names).
-        path: concat!(env!("OUT_DIR"), "/wit"),
+        path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_plugin",
         default_bindings_module: "::provisio_sdk::bindings",
