@@ -57,7 +57,12 @@ allowed_hosts = ["{origin}"]
         ),
     )
     .unwrap();
-    Env { server, dir, config, transcript: String::new() }
+    Env {
+        server,
+        dir,
+        config,
+        transcript: String::new(),
+    }
 }
 
 impl Env {
@@ -73,7 +78,10 @@ impl Env {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        self.transcript.push_str(&format!("$ provisio {}\n{stdout}{stderr}\n", args.join(" ")));
+        self.transcript.push_str(&format!(
+            "$ provisio {}\n{stdout}{stderr}\n",
+            args.join(" ")
+        ));
         (out.status.success(), stdout, stderr)
     }
 
@@ -102,7 +110,10 @@ impl Env {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap();
-        (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+        (
+            code.parse().unwrap(),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
     }
 }
 
@@ -120,7 +131,10 @@ fn every_operation_against_scim2_server() {
     let mut env = setup(&token, None);
 
     let out = env.ok(&["test-connection", "target"]);
-    assert!(out.as_str().unwrap().contains("connection 'target' OK"), "{out}");
+    assert!(
+        out.as_str().unwrap().contains("connection 'target' OK"),
+        "{out}"
+    );
 
     // Users: create, get, find, update, disable, enable.
     let ada = env.ok(&[
@@ -147,11 +161,21 @@ fn every_operation_against_scim2_server() {
     let found = env.ok(&["user", "find", "target", "userName", "nobody@example.com"]);
     assert_eq!(found.as_array().unwrap().len(), 0);
 
-    env.ok(&["user", "update", "target", &ada_id, "--json", r#"{"displayName":"Ada King","title":"Countess"}"#]);
+    env.ok(&[
+        "user",
+        "update",
+        "target",
+        &ada_id,
+        "--json",
+        r#"{"displayName":"Ada King","title":"Countess"}"#,
+    ]);
     let (_, direct) = env.direct(&format!("/Users/{ada_id}"));
     assert_eq!(direct["displayName"], "Ada King");
     assert_eq!(direct["title"], "Countess");
-    assert_eq!(direct["userName"], "ada@example.com", "untouched attributes stay");
+    assert_eq!(
+        direct["userName"], "ada@example.com",
+        "untouched attributes stay"
+    );
 
     env.ok(&["user", "disable", "target", &ada_id]);
     assert_eq!(env.direct(&format!("/Users/{ada_id}")).1["active"], false);
@@ -159,23 +183,62 @@ fn every_operation_against_scim2_server() {
     assert_eq!(env.direct(&format!("/Users/{ada_id}")).1["active"], true);
 
     // A duplicate userName is a conflict, never a second user.
-    let err = env.fails(&["user", "create", "target", "--json", r#"{"userName":"ADA@example.com"}"#]);
+    let err = env.fails(&[
+        "user",
+        "create",
+        "target",
+        "--json",
+        r#"{"userName":"ADA@example.com"}"#,
+    ]);
     assert!(err.contains("[conflict]"), "{err}");
 
     // Groups and memberships.
-    let grace = id(&env.ok(&["user", "create", "target", "--json", r#"{"userName":"grace@example.com","displayName":"Grace Hopper"}"#]));
-    let alan = id(&env.ok(&["user", "create", "target", "--json", r#"{"userName":"alan@example.com","displayName":"Alan Turing"}"#]));
-    let group = id(&env.ok(&["group", "create", "target", "--json", r#"{"displayName":"Engineers","externalId":"src-eng"}"#]));
+    let grace = id(&env.ok(&[
+        "user",
+        "create",
+        "target",
+        "--json",
+        r#"{"userName":"grace@example.com","displayName":"Grace Hopper"}"#,
+    ]));
+    let alan = id(&env.ok(&[
+        "user",
+        "create",
+        "target",
+        "--json",
+        r#"{"userName":"alan@example.com","displayName":"Alan Turing"}"#,
+    ]));
+    let group = id(&env.ok(&[
+        "group",
+        "create",
+        "target",
+        "--json",
+        r#"{"displayName":"Engineers","externalId":"src-eng"}"#,
+    ]));
     let (_, g) = env.direct(&format!("/Groups/{group}"));
     assert_eq!(g["displayName"], "Engineers");
-    assert!(g["members"].as_array().is_none_or(|m| m.is_empty()), "groups are created without members");
+    assert!(
+        g["members"].as_array().is_none_or(|m| m.is_empty()),
+        "groups are created without members"
+    );
 
-    env.ok(&["group", "add-members", "target", &group, &ada_id, &grace, &alan]);
+    env.ok(&[
+        "group",
+        "add-members",
+        "target",
+        &group,
+        &ada_id,
+        &grace,
+        &alan,
+    ]);
     let members = |env: &Env| -> Vec<String> {
         let (_, g) = env.direct(&format!("/Groups/{group}"));
         let mut m: Vec<String> = g["members"]
             .as_array()
-            .map(|a| a.iter().map(|x| x["value"].as_str().unwrap().to_string()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["value"].as_str().unwrap().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         m.sort();
         m
@@ -191,8 +254,18 @@ fn every_operation_against_scim2_server() {
 
     let found = env.ok(&["group", "find", "target", "displayName", "Engineers"]);
     assert_eq!(id(&found[0]), group);
-    env.ok(&["group", "update", "target", &group, "--json", r#"{"displayName":"Engineering"}"#]);
-    assert_eq!(env.direct(&format!("/Groups/{group}")).1["displayName"], "Engineering");
+    env.ok(&[
+        "group",
+        "update",
+        "target",
+        &group,
+        "--json",
+        r#"{"displayName":"Engineering"}"#,
+    ]);
+    assert_eq!(
+        env.direct(&format!("/Groups/{group}")).1["displayName"],
+        "Engineering"
+    );
 
     // Listing pages through everything.
     let users = env.ok(&["user", "list", "target", "--page-size", "2"]);
@@ -211,8 +284,14 @@ fn every_operation_against_scim2_server() {
     assert!(!ok && stderr.contains("[unauthorized]"), "{stderr}");
 
     // The token never appears in any output, at trace level.
-    assert!(env.transcript.contains("egress"), "audit records were captured");
-    assert!(!env.transcript.contains(&token), "the token leaked into output");
+    assert!(
+        env.transcript.contains("egress"),
+        "audit records were captured"
+    );
+    assert!(
+        !env.transcript.contains(&token),
+        "the token leaked into output"
+    );
     let _ = env.dir.path();
 }
 
@@ -224,9 +303,21 @@ fn inspect_shows_the_manifest() {
         .arg(&plugin)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["scim ", "contract:  provisio:connector@0.1.0", "{base_url}", "base_url (required", "token (required", "userName", "[matching 1]"] {
+    for needle in [
+        "scim ",
+        "contract:  provisio:connector@0.1.0",
+        "{base_url}",
+        "base_url (required",
+        "token (required",
+        "userName",
+        "[matching 1]",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
@@ -252,7 +343,10 @@ fn config_errors_name_file_line_and_field() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    let expected = format!("{}:2:10: connections.x.plugin: no plugin named 'missing'", config.display());
+    let expected = format!(
+        "{}:2:10: connections.x.plugin: no plugin named 'missing'",
+        config.display()
+    );
     assert!(err.contains(&expected), "{err}");
     let _ = Path::new("");
 }

@@ -16,7 +16,9 @@ fn plugin(stem: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("wasm32-wasip2/release").join(format!("{stem}.wasm"))
+    target
+        .join("wasm32-wasip2/release")
+        .join(format!("{stem}.wasm"))
 }
 
 fn stats(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
@@ -30,24 +32,38 @@ fn stats(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
 fn row(name: &str, v: Vec<Duration>) {
     let n = v.len();
     let (median, mean, p99) = stats(v);
-    println!("| {name:<44} | {n:>6} | {:>12.1?} | {:>12.1?} | {:>12.1?} |", median, mean, p99);
+    println!(
+        "| {name:<44} | {n:>6} | {:>12.1?} | {:>12.1?} | {:>12.1?} |",
+        median, mean, p99
+    );
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let misbehave = plugin("provisio_test_misbehave");
-    assert!(misbehave.exists(), "build the plugins first: scripts/build-plugins.sh");
+    assert!(
+        misbehave.exists(),
+        "build the plugins first: scripts/build-plugins.sh"
+    );
     let cache = tempfile::tempdir().unwrap();
 
     println!("\n## Plugin sizes\n");
     for stem in ["provisio_plugin_scim", "provisio_test_misbehave"] {
         if let Ok(m) = std::fs::metadata(plugin(stem)) {
-            println!("- {stem}.wasm: {} bytes ({:.0} KiB)", m.len(), m.len() as f64 / 1024.0);
+            println!(
+                "- {stem}.wasm: {} bytes ({:.0} KiB)",
+                m.len(),
+                m.len() as f64 / 1024.0
+            );
         }
     }
 
-    println!("\n| measurement                                  |      n |       median |         mean |          p99 |");
-    println!("|----------------------------------------------|--------|--------------|--------------|--------------|");
+    println!(
+        "\n| measurement                                  |      n |       median |         mean |          p99 |"
+    );
+    println!(
+        "|----------------------------------------------|--------|--------------|--------------|--------------|"
+    );
 
     for stem in ["provisio_plugin_scim", "provisio_test_misbehave"] {
         let path = plugin(stem);
@@ -75,7 +91,10 @@ async fn main() {
             warm.push(p.timings.compile);
         }
         row(&format!("{stem}: precompiled load (deserialise)"), warm);
-        row(&format!("{stem}: whole load (read+sha+load+link+describe)"), whole);
+        row(
+            &format!("{stem}: whole load (read+sha+load+link+describe)"),
+            whole,
+        );
     }
 
     let rt = Runtime::new(Some(cache.path())).unwrap();

@@ -386,9 +386,6 @@ impl Config {
                 .into_iter()
                 .next()
                 .ok_or_else(|| cx.at(span.clone(), "secrets", "no source"))?;
-            if matches!(source, SecretSource::Inline(_)) {
-                tracing::warn!("{field}: inline secret value; use env or file outside development");
-            }
             if s.hosts.get_ref().is_empty() {
                 return Err(cx.at(
                     span,
@@ -550,7 +547,12 @@ impl Config {
                     })?
                     .trim_end_matches(['\n', '\r'])
                     .to_string(),
-                SecretSource::Inline(v) => v.clone(),
+                SecretSource::Inline(v) => {
+                    tracing::warn!(
+                        "{field}: inline secret value; use env or file outside development"
+                    );
+                    v.clone()
+                }
             };
             if value.len() < MIN_SECRET_LEN {
                 return Err(cx.at(

@@ -54,12 +54,37 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Redacting<M> {
     }
 }
 
+/// Compiler internals that log gigabytes at trace level while compiling a
+/// plugin; kept at `warn` unless the filter names them explicitly.
+const NOISY_TARGETS: &[&str] = &[
+    "cranelift",
+    "wasmtime",
+    "regalloc2",
+    "wasmparser",
+    "wit_parser",
+];
+
+/// Build the log filter from a directive string such as `debug` or
+/// `provisio=trace,info`.
+pub fn filter(directives: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    for target in NOISY_TARGETS {
+        if !directives.contains(target)
+            && let Ok(d) = format!("{target}=warn").parse()
+        {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
 /// Install the global subscriber writing to stderr. The filter comes from
 /// `PROVISIO_LOG` (or `RUST_LOG`), default `info`.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("PROVISIO_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let directives = std::env::var("PROVISIO_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_string());
+    let filter = filter(&directives);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Redacting(std::io::stderr));

@@ -33,14 +33,18 @@ impl Drop for ScimServer {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Start scim2-server with a bearer token; waits until it accepts connections.
 pub fn start(token: &str) -> ScimServer {
     let exe = std::env::var("PROVISIO_SCIM2_SERVER")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| super::workspace().join(".venv-scim/bin/scim2-server"));
+        .unwrap_or_else(|_| crate::common::workspace().join(".venv-scim/bin/scim2-server"));
     assert!(
         exe.exists(),
         "{} is missing: run `scripts/setup.sh` (it installs scim2-server==0.8.3 into .venv-scim)",
@@ -49,12 +53,23 @@ pub fn start(token: &str) -> ScimServer {
     for _attempt in 0..5 {
         let port = free_port();
         let child = Command::new(&exe)
-            .args(["--hostname", "127.0.0.1", "--port", &port.to_string(), "--bearer-token", token])
+            .args([
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--bearer-token",
+                token,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start scim2-server");
-        let mut server = ScimServer { child, port, token: token.to_string() };
+        let mut server = ScimServer {
+            child,
+            port,
+            token: token.to_string(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {

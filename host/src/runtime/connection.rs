@@ -322,9 +322,13 @@ impl Connection {
     /// Instantiate the plugin in a fresh store and drop it, calling nothing:
     /// the fixed cost every operation pays (used by health checks and benches).
     pub async fn instantiate(&self) -> Result<(), CallError> {
-        call(&self.engine, &self.plugin.pre, self.ctx.clone(), "instantiate", |_g, _s| {
-            Box::pin(async move { Ok(Ok(())) })
-        })
+        call(
+            &self.engine,
+            &self.plugin.pre,
+            self.ctx.clone(),
+            "instantiate",
+            |_g, _s| Box::pin(async move { Ok(Ok(())) }),
+        )
         .await
     }
 

@@ -22,7 +22,6 @@ pub mod manifest;
 pub mod requests;
 
 #[cfg(test)]
-mod replay;
 
 use provisio_sdk::prelude::*;
 use provisio_sdk::{config, errors, log, scim};
