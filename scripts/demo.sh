@@ -69,13 +69,18 @@ $BIN user update demo "${IDS[2]}" --json '{"title":"Mathematician"}' >/dev/null 
 $BIN user disable demo "${IDS[3]}" >/dev/null && echo "edsger: disabled (active=false)"
 
 say "What the SCIM server now holds (read directly, not through Provisio)"
-curl -s -H "Authorization: Bearer $DEMO_SCIM_TOKEN" "http://127.0.0.1:$PORT/v2/Users?sortBy=userName" | python3 -c '
-import json,sys
+curl -s -H "Authorization: Bearer $DEMO_SCIM_TOKEN" "http://127.0.0.1:$PORT/v2/Users?sortBy=userName" | python3 <(cat <<'PY'
+import json, sys
 for u in json.load(sys.stdin)["Resources"]:
-    print(f"  user  {u[\"userName\"]:<22} active={str(u.get(\"active\")):<5} title={u.get(\"title\",\"-\"):<14} id={u[\"id\"]}")'
-curl -s -H "Authorization: Bearer $DEMO_SCIM_TOKEN" "http://127.0.0.1:$PORT/v2/Groups/$GID" | python3 -c '
-import json,sys
-g=json.load(sys.stdin); print(f"  group {g[\"displayName\"]} members={[m[\"value\"] for m in g.get(\"members\",[])]}")'
+    print("  user  %-22s active=%-5s title=%-14s id=%s" % (u["userName"], u.get("active"), u.get("title", "-"), u["id"]))
+PY
+)
+curl -s -H "Authorization: Bearer $DEMO_SCIM_TOKEN" "http://127.0.0.1:$PORT/v2/Groups/$GID" | python3 <(cat <<'PY'
+import json, sys
+g = json.load(sys.stdin)
+print("  group %s members=%s" % (g["displayName"], [m["value"] for m in g.get("members", [])]))
+PY
+)
 
 say "The sandbox's egress audit for one call (secrets never appear)"
 PROVISIO_LOG=info $BIN user get demo "${IDS[0]}" 2>&1 >/dev/null | grep egress | tail -1

@@ -87,6 +87,7 @@ pub fn init(format: LogFormat) {
     let filter = filter(&directives);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(Redacting(std::io::stderr));
     let _ = match format {
         LogFormat::Text => builder.try_init(),

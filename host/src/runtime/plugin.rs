@@ -130,7 +130,7 @@ pub enum PluginError {
         /// Path.
         path: PathBuf,
         /// Cause.
-        source: CallError,
+        source: Box<CallError>,
     },
 }
 
@@ -349,7 +349,7 @@ impl Runtime {
             .map_err(|source| PluginError::Describe {
                 name: name.to_string(),
                 path: path.to_path_buf(),
-                source,
+                source: Box::new(source),
             })?;
         timings.describe = t.elapsed();
 

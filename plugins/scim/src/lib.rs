@@ -21,8 +21,6 @@
 pub mod manifest;
 pub mod requests;
 
-#[cfg(test)]
-
 use provisio_sdk::prelude::*;
 use provisio_sdk::{config, errors, log, scim};
 
