@@ -33,7 +33,7 @@ fn row(name: &str, v: Vec<Duration>) {
     let n = v.len();
     let (median, mean, p99) = stats(v);
     println!(
-        "| {name:<44} | {n:>6} | {:>12.1?} | {:>12.1?} | {:>12.1?} |",
+        "| {name:<62} | {n:>6} | {:>12.1?} | {:>12.1?} | {:>12.1?} |",
         median, mean, p99
     );
 }
@@ -59,10 +59,10 @@ async fn main() {
     }
 
     println!(
-        "\n| measurement                                  |      n |       median |         mean |          p99 |"
+        "\n| measurement                                                    |      n |       median |         mean |          p99 |"
     );
     println!(
-        "|----------------------------------------------|--------|--------------|--------------|--------------|"
+        "|----------------------------------------------------------------|--------|--------------|--------------|--------------|"
     );
 
     for stem in ["provisio_plugin_scim", "provisio_test_misbehave"] {
