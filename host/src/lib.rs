@@ -21,5 +21,6 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod model;
+pub mod reconcile;
 pub mod runtime;
 pub mod telemetry;
