@@ -23,4 +23,5 @@ pub mod config;
 pub mod model;
 pub mod reconcile;
 pub mod runtime;
+pub mod store;
 pub mod telemetry;
