@@ -17,7 +17,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::provisio::connector::connector as guest;
-use provisio::connector::{config, http, kv, log, secrets, types};
+use self::provisio::connector::{config, http, kv, log, secrets, types};
 
 impl types::Host for StoreState {}
 
