@@ -22,4 +22,5 @@ pub mod cli;
 pub mod config;
 pub mod model;
 pub mod runtime;
+pub mod source;
 pub mod telemetry;
