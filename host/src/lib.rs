@@ -22,5 +22,6 @@ pub mod cli;
 pub mod config;
 pub mod model;
 pub mod runtime;
+pub mod scope;
 pub mod source;
 pub mod telemetry;
