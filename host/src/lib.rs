@@ -23,5 +23,7 @@ pub mod config;
 pub mod model;
 pub mod reconcile;
 pub mod runtime;
+pub mod scope;
+pub mod source;
 pub mod store;
 pub mod telemetry;
