@@ -20,6 +20,7 @@
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod mapping;
 pub mod model;
 pub mod reconcile;
 pub mod runtime;
