@@ -16,11 +16,25 @@
 //! env = "SCIM_TOKEN"                 # or file = "...", or value = "..." (development only)
 //! hosts = ["http://127.0.0.1:18080"] # where this secret may be sent
 //!
+//! [sources.corp]
+//! path = "directory.json"            # users, groups, assignments (JSON)
+//! users_csv = "users.csv"            # optional: users from CSV
+//!
 //! [connections.demo]
 //! plugin = "scim"
+//! source = "corp"
 //! settings = { base_url = "http://127.0.0.1:18080/v2" }
 //! secrets = { token = "scim_token" } # plugin's name -> [secrets.*] entry
 //! allowed_hosts = ["http://127.0.0.1:18080"]
+//! deletion_threshold = 500           # more disables+deletes in a cycle are held (0 = off)
+//! skip_out_of_scope_deletions = false
+//! concurrency = 4
+//! [connections.demo.scope]           # see the scope module
+//! assigned_only = true
+//! excluded_roles = ["Default Access"]
+//! [[connections.demo.mappings.users]] # overrides of the connector's defaults
+//! target = "title"
+//! expression = "ToUpper([jobTitle])"
 //! ```
 //!
 //! Every error names the file, line, column and field, and says how to fix it.
@@ -30,7 +44,10 @@
 use crate::capabilities::http::HostPattern;
 use crate::capabilities::log::LogLimits;
 use crate::capabilities::secrets::{MIN_SECRET_LEN, Secret, SecretValue};
+use crate::mapping::MappingOverride;
 use crate::runtime::{ConnectionSpec, Limits};
+use crate::scope::ScopeConfig;
+use crate::source::DirectorySource;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -85,12 +102,31 @@ struct RawConfig {
     secrets: BTreeMap<String, RawSecret>,
     #[serde(default)]
     connections: BTreeMap<String, RawConnection>,
+    #[serde(default)]
+    sources: BTreeMap<String, RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    path: Option<Spanned<String>>,
+    users_csv: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMappings {
+    #[serde(default)]
+    users: Vec<MappingOverride>,
+    #[serde(default)]
+    groups: Vec<MappingOverride>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRuntime {
     state_dir: Option<String>,
+    store: Option<String>,
     limits: Option<Spanned<RawLimits>>,
 }
 
@@ -134,6 +170,14 @@ struct RawConnection {
     #[serde(default)]
     allowed_hosts: Vec<Spanned<String>>,
     limits: Option<Spanned<RawLimits>>,
+    source: Option<Spanned<String>>,
+    scope: Option<Spanned<ScopeConfig>>,
+    #[serde(default)]
+    mappings: RawMappings,
+    deletion_threshold: Option<usize>,
+    #[serde(default)]
+    skip_out_of_scope_deletions: bool,
+    concurrency: Option<Spanned<usize>>,
 }
 
 /// A plugin entry.
@@ -177,6 +221,34 @@ pub struct ConnectionConfig {
     pub allowed_hosts: Vec<HostPattern>,
     /// Limits.
     pub limits: Limits,
+    /// The source it syncs from.
+    pub source: Option<String>,
+    /// Scope.
+    pub scope: ScopeConfig,
+    /// User mapping overrides.
+    pub user_mappings: Vec<MappingOverride>,
+    /// Group mapping overrides.
+    pub group_mappings: Vec<MappingOverride>,
+    /// Disables + deletes per cycle above which they are held (None = no guard).
+    pub deletion_threshold: Option<usize>,
+    /// Do not disable objects that merely left scope.
+    pub skip_out_of_scope_deletions: bool,
+    /// Concurrent connector calls.
+    pub concurrency: usize,
+}
+
+/// Default of `deletion_threshold` (Entra's default for its accidental-deletions prevention).
+pub const DEFAULT_DELETION_THRESHOLD: usize = 500;
+
+/// A source entry.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Name.
+    pub name: String,
+    /// JSON directory file.
+    pub path: Option<PathBuf>,
+    /// CSV users file.
+    pub users_csv: Option<PathBuf>,
 }
 
 /// A loaded, validated configuration.
@@ -188,6 +260,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Default limits.
     pub limits: Limits,
+    /// The SQLite state file.
+    pub store_path: PathBuf,
+    sources: BTreeMap<String, SourceConfig>,
     plugins: BTreeMap<String, PluginConfig>,
     secrets: BTreeMap<String, SecretConfig>,
     connections: BTreeMap<String, ConnectionConfig>,
@@ -330,6 +405,30 @@ impl Config {
             &dir,
             raw.runtime.state_dir.as_deref().unwrap_or(".provisio"),
         );
+        let store_path = resolve(
+            &state_dir,
+            raw.runtime.store.as_deref().unwrap_or("provisio.db"),
+        );
+
+        let mut sources = BTreeMap::new();
+        for (name, s) in raw.sources {
+            if s.path.is_none() && s.users_csv.is_none() {
+                return Err(ConfigError::General {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "sources.{name}: give path = \"directory.json\" and/or users_csv = \"users.csv\""
+                    ),
+                });
+            }
+            sources.insert(
+                name.clone(),
+                SourceConfig {
+                    name,
+                    path: s.path.map(|p| resolve(&dir, p.get_ref())),
+                    users_csv: s.users_csv.map(|p| resolve(&dir, p.get_ref())),
+                },
+            );
+        }
 
         let mut plugins = BTreeMap::new();
         for (name, p) in raw.plugins {
@@ -453,6 +552,42 @@ impl Config {
                     .map_err(|m| cx.at(l.span(), format!("{field}.limits"), m))?,
                 None => limits,
             };
+            if let Some(src) = &c.source
+                && !sources.contains_key(src.get_ref())
+            {
+                return Err(cx.at(
+                    src.span(),
+                    format!("{field}.source"),
+                    format!(
+                        "no source named '{}' (defined: {}); add a [sources.{}] table",
+                        src.get_ref(),
+                        list(sources.keys()),
+                        src.get_ref()
+                    ),
+                ));
+            }
+            let scope = match c.scope {
+                Some(s) => {
+                    let span = s.span();
+                    let scope = s.into_inner();
+                    scope
+                        .validate()
+                        .map_err(|m| cx.at(span, format!("{field}.scope"), m))?;
+                    scope
+                }
+                None => ScopeConfig::default(),
+            };
+            let concurrency = match c.concurrency {
+                Some(n) if *n.get_ref() == 0 || *n.get_ref() > 64 => {
+                    return Err(cx.at(
+                        n.span(),
+                        format!("{field}.concurrency"),
+                        "must be between 1 and 64",
+                    ));
+                }
+                Some(n) => n.into_inner(),
+                None => 4,
+            };
             connections.insert(
                 name.clone(),
                 ConnectionConfig {
@@ -462,6 +597,17 @@ impl Config {
                     secrets: grants,
                     allowed_hosts: allowed,
                     limits: conn_limits,
+                    source: c.source.map(Spanned::into_inner),
+                    scope,
+                    user_mappings: c.mappings.users,
+                    group_mappings: c.mappings.groups,
+                    deletion_threshold: match c.deletion_threshold {
+                        Some(0) => None,
+                        Some(n) => Some(n),
+                        None => Some(DEFAULT_DELETION_THRESHOLD),
+                    },
+                    skip_out_of_scope_deletions: c.skip_out_of_scope_deletions,
+                    concurrency,
                 },
             );
         }
@@ -470,6 +616,8 @@ impl Config {
             path: path.to_path_buf(),
             state_dir,
             limits,
+            store_path,
+            sources,
             plugins,
             secrets,
             connections,
@@ -499,6 +647,23 @@ impl Config {
                     list(self.connections.keys())
                 ),
             })
+    }
+
+    /// The source a connection syncs from.
+    pub fn source_for(&self, connection: &str) -> Result<DirectorySource, ConfigError> {
+        let c = self.connection(connection)?;
+        let name = c.source.as_ref().ok_or_else(|| ConfigError::General {
+            path: self.path.clone(),
+            message: format!("connection '{connection}' has no source; add source = \"<name of a [sources.*] table>\""),
+        })?;
+        let s = self.sources.get(name).ok_or_else(|| ConfigError::General {
+            path: self.path.clone(),
+            message: format!("no source named '{name}'"),
+        })?;
+        Ok(DirectorySource {
+            json: s.path.clone(),
+            users_csv: s.users_csv.clone(),
+        })
     }
 
     /// Names of all connections.

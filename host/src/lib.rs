@@ -20,6 +20,8 @@
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod cycle;
+pub mod execute;
 pub mod mapping;
 pub mod model;
 pub mod reconcile;

@@ -4,6 +4,8 @@
 //! standard input) and print JSON on standard output; logs and errors go to
 //! standard error, redacted.
 
+pub mod sync;
+
 use crate::config::Config;
 use crate::model::{Attribute, ObjectKind, Value, attributes_from_json};
 use crate::runtime::{CallError, Connection, Plugin, Runtime};
@@ -52,6 +54,58 @@ pub enum Command {
     /// Operate on groups in a connection's target.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Run one provisioning cycle (or, with --dry-run, print its plan).
+    Sync {
+        /// Connection name.
+        connection: String,
+        /// Print the plan and stop: nothing is sent to the target.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Provision one user (or one group with up to 5 members) now, showing each step.
+    Provision {
+        /// Connection name.
+        connection: String,
+        /// A user id from the source.
+        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+        user: Option<String>,
+        /// A group id from the source.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Query and export the provisioning logs.
+    Logs {
+        /// Only this connection.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only this cycle.
+        #[arg(long)]
+        cycle: Option<String>,
+        /// Only this object (source or target id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this action (create, update, enable, disable, delete, staged-disable, staged-delete, skip, other).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only this status (success, failure, skipped, warning).
+        #[arg(long)]
+        status: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: sync::LogFormat,
+        /// At most this many records (newest first).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Work with attribute mappings.
+    #[command(subcommand)]
+    Mapping(sync::MappingCommand),
+    /// Review disables and deletes held by the accidental-deletion guard.
+    #[command(subcommand)]
+    Staged(sync::StagedCommand),
 }
 
 /// Plugin commands.
@@ -191,6 +245,42 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::User(cmd) => object(&cli.config, ObjectKind::User, cmd).await,
+        Command::Sync {
+            connection,
+            dry_run,
+            json,
+        } => sync::sync(&cli.config, &connection, dry_run, json).await,
+        Command::Provision {
+            connection,
+            user,
+            group,
+        } => match (user, group) {
+            (Some(u), _) => sync::provision(&cli.config, &connection, ObjectKind::User, &u).await,
+            (None, Some(g)) => {
+                sync::provision(&cli.config, &connection, ObjectKind::Group, &g).await
+            }
+            (None, None) => bail!("give --user <id> or --group <id>"),
+        },
+        Command::Logs {
+            connection,
+            cycle,
+            user,
+            action,
+            status,
+            format,
+            limit,
+        } => sync::logs(
+            &cli.config,
+            connection,
+            cycle,
+            user,
+            action,
+            status,
+            format,
+            limit,
+        ),
+        Command::Mapping(cmd) => sync::mapping_test(&cli.config, cmd).await,
+        Command::Staged(cmd) => sync::staged(&cli.config, cmd).await,
         Command::Group(GroupCommand::Object(cmd)) => {
             object(&cli.config, ObjectKind::Group, cmd).await
         }
@@ -250,7 +340,7 @@ fn read_attrs(input: AttrInput) -> Result<Vec<Attribute>> {
     attributes_from_json(&v).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-async fn open(config_path: &Path, connection: &str) -> Result<Connection> {
+pub(crate) async fn open(config_path: &Path, connection: &str) -> Result<Connection> {
     let config = Config::load(config_path)?;
     let (plugin_cfg, spec) = config.connection_spec(connection)?;
     let runtime = Runtime::new(Some(&config.state_dir.join("cache")))?;

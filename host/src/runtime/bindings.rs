@@ -16,8 +16,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::provisio::connector::connector as guest;
 use self::provisio::connector::{config, http, kv, log, secrets, types};
+pub use exports::provisio::connector::connector as guest;
 
 impl types::Host for StoreState {}
 

@@ -1,0 +1,460 @@
+//! CLI commands of the sync engine: `sync`, `provision`, `logs`,
+//! `mapping test` and `staged`.
+
+use super::open;
+use crate::config::Config;
+use crate::cycle::{Cycle, Plan, SyncSettings, detail};
+use crate::execute::Executor;
+use crate::mapping::expr::MapContext;
+use crate::mapping::{self, ExplainTable, MappingSet};
+use crate::model::{ObjectKind, attributes_from_json};
+use crate::runtime::Connection;
+use crate::source::{DirectorySource, Source};
+use crate::store::{
+    Decision, LogQuery, LogRecord, StagedSelection, Store, export_csv, export_json,
+};
+use anyhow::{Context, Result, bail};
+use clap::{Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Everything a sync command needs for one connection.
+pub struct SyncEnv {
+    /// The connection.
+    pub conn: Connection,
+    /// The state store.
+    pub store: Store,
+    /// The source.
+    pub source: DirectorySource,
+    /// Sync settings (scope, compiled mappings, policy).
+    pub settings: SyncSettings,
+}
+
+/// Open a connection with its source, store and compiled mappings.
+pub async fn open_sync(config_path: &Path, name: &str) -> Result<SyncEnv> {
+    let config = Config::load(config_path)?;
+    let cc = config.connection(name)?.clone();
+    let source = config.source_for(name)?;
+    let conn = open(config_path, name).await?;
+    let manifest = &conn.plugin().manifest;
+    let users =
+        mapping::compile(&manifest.user_mappings, &cc.user_mappings).with_context(|| {
+            format!(
+                "{}: connection '{name}': user mappings",
+                config.path.display()
+            )
+        })?;
+    let groups =
+        mapping::compile(&manifest.group_mappings, &cc.group_mappings).with_context(|| {
+            format!(
+                "{}: connection '{name}': group mappings",
+                config.path.display()
+            )
+        })?;
+    let store = Store::open(&config.store_path).with_context(|| {
+        format!(
+            "cannot open the state store {}",
+            config.store_path.display()
+        )
+    })?;
+    Ok(SyncEnv {
+        conn,
+        store,
+        source,
+        settings: SyncSettings {
+            scope: cc.scope.clone(),
+            users,
+            groups,
+            deletion_threshold: cc.deletion_threshold,
+            skip_out_of_scope_deletions: cc.skip_out_of_scope_deletions,
+            concurrency: cc.concurrency,
+            membership_batch: 100,
+        },
+    })
+}
+
+impl SyncEnv {
+    fn cycle(&self) -> Cycle<'_> {
+        Cycle {
+            connection: &self.conn,
+            store: &self.store,
+            source: &self.source,
+            settings: &self.settings,
+        }
+    }
+}
+
+/// Log export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// A table for people.
+    Table,
+    /// JSON array.
+    Json,
+    /// CSV.
+    Csv,
+}
+
+/// `provisio mapping ...`
+#[derive(Debug, Subcommand)]
+pub enum MappingCommand {
+    /// Evaluate a connection's mappings on a sample user (Entra's expression builder).
+    Test {
+        /// Connection name.
+        connection: String,
+        /// A user id from the connection's source.
+        #[arg(long, conflicts_with = "json")]
+        user: Option<String>,
+        /// Or a flat JSON object of source attributes.
+        #[arg(long)]
+        json: Option<String>,
+        /// Evaluate as for a create (default values, create-only mappings).
+        #[arg(long)]
+        create: bool,
+    },
+}
+
+/// `provisio staged ...`
+#[derive(Debug, Subcommand)]
+pub enum StagedCommand {
+    /// Disables and deletes held by the accidental-deletion guard.
+    List {
+        /// Connection name.
+        connection: String,
+    },
+    /// Allow held actions (all, or the given ids); the next sync carries them out.
+    Allow {
+        /// Connection name.
+        connection: String,
+        /// Staged ids (default: all).
+        ids: Vec<i64>,
+    },
+    /// Reject held actions (all, or the given ids).
+    Reject {
+        /// Connection name.
+        connection: String,
+        /// Staged ids (default: all).
+        ids: Vec<i64>,
+    },
+}
+
+/// `provisio sync`.
+pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Result<()> {
+    let env = open_sync(config, name).await?;
+    let cycle = env.cycle();
+    if dry_run {
+        let plan = cycle.plan()?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&plan.to_json())?);
+        } else {
+            print!("{}", render_plan(name, &plan));
+        }
+        return Ok(());
+    }
+    let summary = cycle.run().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    println!(
+        "{} cycle {} of '{name}' finished in {:.1} s: {} target calls, {} failures, {} staged, {} malformed source records",
+        summary.cycle_type,
+        summary.cycle_id,
+        summary.duration_seconds,
+        summary.target_calls,
+        summary.failures,
+        summary.staged,
+        summary.source_issues
+    );
+    for (k, v) in &summary.counts {
+        println!("  {v:>6}  {k}");
+    }
+    if summary.counts.is_empty() {
+        println!("  nothing to do: the target is in step with the source");
+    }
+    if summary.staged > 0 {
+        println!("held by the deletion guard: review with `provisio staged list {name}`");
+    }
+    if summary.failures > 0 {
+        println!("see `provisio logs --connection {name} --status failure`");
+    }
+    Ok(())
+}
+
+/// The dry-run plan as text.
+pub fn render_plan(name: &str, plan: &Plan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "plan for '{name}' (dry run: nothing was sent to the target)"
+    );
+    for p in plan.objects.iter().filter(|p| p.action.name() != "none") {
+        let _ = writeln!(
+            s,
+            "  {:<8} {:<5} {:<36} {}",
+            p.action.name(),
+            p.desired.kind.to_string(),
+            p.desired.display,
+            detail(p)
+        );
+    }
+    for m in &plan.memberships {
+        let _ = writeln!(
+            s,
+            "  members  group {:<30} +{} -{}",
+            m.group,
+            m.add.len(),
+            m.remove.len()
+        );
+    }
+    for i in &plan.issues {
+        let _ = writeln!(s, "  invalid  {i}");
+    }
+    let unchanged = plan
+        .objects
+        .iter()
+        .filter(|p| p.action.name() == "none")
+        .count();
+    let _ = writeln!(s, "{unchanged} objects unchanged or out of scope");
+    if plan.guard_tripped {
+        let _ = writeln!(
+            s,
+            "the deletion guard would hold this cycle's disables and deletes for review"
+        );
+    }
+    for (k, v) in plan.counts() {
+        let _ = writeln!(s, "  {v:>6}  {k}");
+    }
+    s
+}
+
+/// `provisio provision`: one user, or one group with up to 5 members, now.
+pub async fn provision(config: &Path, name: &str, kind: ObjectKind, id: &str) -> Result<()> {
+    let env = open_sync(config, name).await?;
+    let cycle = env.cycle();
+    let plan = cycle.plan()?;
+    let Some(target) = plan
+        .objects
+        .iter()
+        .find(|p| p.desired.kind == kind && p.desired.source_id == id)
+    else {
+        bail!("no {kind} with id '{id}' in the source of connection '{name}'");
+    };
+    let cycle_id = format!("on-demand-{}", uuid::Uuid::new_v4());
+    let exec = Executor::new(&env.conn, &env.store, &cycle_id, 1);
+    let mut objects = Vec::new();
+    if kind == ObjectKind::Group {
+        let members: Vec<String> = plan
+            .memberships
+            .iter()
+            .filter(|m| m.group == id)
+            .flat_map(|m| m.add.clone())
+            .take(5)
+            .collect();
+        objects.extend(plan.objects.iter().filter(|p| {
+            p.desired.kind == ObjectKind::User && members.contains(&p.desired.source_id)
+        }));
+    }
+    objects.push(target);
+    let ran = exec.run_objects(objects).await;
+    if kind == ObjectKind::Group {
+        let again = cycle.plan()?;
+        let mut m: Vec<_> = again
+            .memberships
+            .into_iter()
+            .filter(|m| m.group == id)
+            .collect();
+        for x in &mut m {
+            x.add.truncate(5);
+        }
+        exec.run_memberships(&m, 100).await;
+    }
+    if ran.is_empty() {
+        println!("{kind} '{}': {}", target.desired.display, detail(target));
+        return Ok(());
+    }
+    let logs = env.store.query_logs(&LogQuery {
+        connection: Some(name.to_string()),
+        cycle_id: Some(cycle_id),
+        ..LogQuery::default()
+    })?;
+    for r in logs.iter().rev() {
+        print!("{}", render_record(r));
+    }
+    Ok(())
+}
+
+/// One log record, Entra's on-demand view.
+pub fn render_record(r: &LogRecord) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} {} '{}' -> {}: {}",
+        r.kind,
+        r.action.as_str(),
+        r.source_display.as_deref().unwrap_or("-"),
+        r.target_id.as_deref().unwrap_or("-"),
+        r.status.as_str()
+    );
+    for st in &r.steps {
+        let _ = writeln!(
+            s,
+            "  {:<22} {:<8} {}",
+            st.step.as_str(),
+            st.status.as_str(),
+            st.detail
+        );
+    }
+    for m in &r.modified {
+        let show = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "(none)".into())
+        };
+        let _ = writeln!(
+            s,
+            "  modified {:<40} {} -> {}",
+            m.name,
+            show(&m.old),
+            show(&m.new)
+        );
+    }
+    if let (Some(c), Some(reason)) = (&r.error_code, &r.error_reason) {
+        let _ = writeln!(s, "  error {c}: {reason}");
+    }
+    s
+}
+
+/// `provisio logs`.
+#[allow(clippy::too_many_arguments)]
+pub fn logs(
+    config: &Path,
+    connection: Option<String>,
+    cycle: Option<String>,
+    user: Option<String>,
+    action: Option<String>,
+    status: Option<String>,
+    format: LogFormat,
+    limit: usize,
+) -> Result<()> {
+    let config = Config::load(config)?;
+    let store = Store::open(&config.store_path).with_context(|| {
+        format!(
+            "cannot open the state store {}",
+            config.store_path.display()
+        )
+    })?;
+    let query = LogQuery {
+        connection,
+        cycle_id: cycle,
+        object_id: user,
+        action: action
+            .map(|a| a.parse())
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--action: {e}"))?,
+        status: status
+            .map(|a| a.parse())
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--status: {e}"))?,
+        limit: Some(limit),
+        ..LogQuery::default()
+    };
+    let records = store.query_logs(&query)?;
+    match format {
+        LogFormat::Json => println!("{}", export_json(&records)?),
+        LogFormat::Csv => print!("{}", export_csv(&records)?),
+        LogFormat::Table => {
+            for r in records.iter().rev() {
+                println!("{} cycle {}", r.time, r.cycle_id.as_deref().unwrap_or("-"));
+                print!("{}", render_record(r));
+            }
+            if records.is_empty() {
+                println!("no provisioning log records match");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `provisio mapping test`.
+pub async fn mapping_test(config: &Path, cmd: MappingCommand) -> Result<()> {
+    let MappingCommand::Test {
+        connection,
+        user,
+        json,
+        create,
+    } = cmd;
+    let env = open_sync(config, &connection).await?;
+    let attrs: BTreeMap<String, crate::model::Value> = match (user, json) {
+        (Some(id), _) => {
+            let read = env.source.read()?;
+            let u = read
+                .directory
+                .user(&id)
+                .with_context(|| format!("no user '{id}' in the source"))?;
+            u.attributes.clone()
+        }
+        (None, Some(j)) => {
+            let v: serde_json::Value =
+                serde_json::from_str(&j).context("--json is not valid JSON")?;
+            attributes_from_json(&v)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .into_iter()
+                .map(|a| (a.name, a.value))
+                .collect()
+        }
+        (None, None) => bail!("give --user <id> or --json '<attributes>'"),
+    };
+    let mut ctx = MapContext::new();
+    for (k, v) in attrs {
+        ctx.insert(&k, v);
+    }
+    let set: &MappingSet = &env.settings.users;
+    let rows = mapping::explain(set, &ctx, create);
+    print!("{}", ExplainTable::new(&rows));
+    Ok(())
+}
+
+/// `provisio staged ...`.
+pub async fn staged(config: &Path, cmd: StagedCommand) -> Result<()> {
+    let config = Config::load(config)?;
+    let store = Store::open(&config.store_path)?;
+    let (connection, decision, ids) = match cmd {
+        StagedCommand::List { connection } => {
+            let pending = store.staged_pending(&connection)?;
+            if pending.is_empty() {
+                println!("nothing is held for '{connection}'");
+            }
+            for s in pending {
+                println!(
+                    "{:>5}  {:<8} {} {} (target {}): {}",
+                    s.id,
+                    s.action.as_str(),
+                    s.kind,
+                    s.source_id,
+                    s.target_id,
+                    s.reason
+                );
+            }
+            return Ok(());
+        }
+        StagedCommand::Allow { connection, ids } => (connection, Decision::Allowed, ids),
+        StagedCommand::Reject { connection, ids } => (connection, Decision::Rejected, ids),
+    };
+    let sel = if ids.is_empty() {
+        StagedSelection::All
+    } else {
+        StagedSelection::Ids(ids)
+    };
+    let changed = store.decide_staged(&connection, &sel, decision)?;
+    println!(
+        "{} {} staged actions of '{connection}'",
+        decision.as_str(),
+        changed.len()
+    );
+    if decision == Decision::Allowed && !changed.is_empty() {
+        println!("the next `provisio sync {connection}` carries them out");
+    }
+    Ok(())
+}

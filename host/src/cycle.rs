@@ -1,0 +1,739 @@
+//! One provisioning cycle of one connection:
+//!
+//! ```text
+//! source -> scope -> map -> reconcile -> execute -> record
+//! ```
+//!
+//! [`Cycle::plan`] reads the source, evaluates scope, maps every object and
+//! decides its action against the store (no target call: this is the dry run).
+//! [`Cycle::run`] then resumes anything a crash left in flight, applies the
+//! accidental-deletion guard, and executes in phases — creates, updates and
+//! enables; reference resolution; group memberships in batches; disables and
+//! deletes last — writing one provisioning-log record per object.
+
+use crate::execute::{Executor, Outcome};
+use crate::mapping::MappingSet;
+use crate::mapping::expr::MapContext;
+use crate::model::{Attribute, ObjectKind, Value};
+use crate::reconcile::{self, Action, Desired, Lifecycle, Linked, Policy, SourceState};
+use crate::runtime::Connection;
+use crate::scope::{self, ScopeConfig};
+use crate::source::{Deletion, Source, SourceIssue};
+use crate::store::{CycleStatus, CycleType, LinkState, LogAction, LogStatus, Store};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+/// Per-connection sync settings.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Scope.
+    pub scope: ScopeConfig,
+    /// User mappings.
+    pub users: MappingSet,
+    /// Group mappings.
+    pub groups: MappingSet,
+    /// Disables + deletes above this many per cycle are staged.
+    pub deletion_threshold: Option<usize>,
+    /// Do not disable objects that merely left scope.
+    pub skip_out_of_scope_deletions: bool,
+    /// Concurrent connector calls.
+    pub concurrency: usize,
+    /// Members per add/remove batch.
+    pub membership_batch: usize,
+}
+
+/// One object's plan entry.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// What the source wants.
+    pub desired: Desired,
+    /// What the store remembers.
+    pub link: Option<Linked>,
+    /// The decision.
+    pub action: Action,
+    /// Targets whose values must be redacted in logs.
+    pub redacted: BTreeSet<String>,
+    /// Mapping errors (the object is then skipped).
+    pub errors: Vec<String>,
+}
+
+/// Planned membership changes of one group (source ids).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MembershipPlan {
+    /// Group source id.
+    pub group: String,
+    /// Members to add.
+    pub add: Vec<String>,
+    /// Members to remove.
+    pub remove: Vec<String>,
+}
+
+/// The plan of a cycle.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Per object.
+    pub objects: Vec<Planned>,
+    /// Memberships (computed against current links; members about to be
+    /// created are included).
+    pub memberships: Vec<MembershipPlan>,
+    /// Source records that could not be read.
+    pub issues: Vec<SourceIssue>,
+    /// Whether the deletion guard trips.
+    pub guard_tripped: bool,
+}
+
+impl Plan {
+    /// Counts by action name (objects), plus membership counts.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut c = BTreeMap::new();
+        for p in &self.objects {
+            *c.entry(format!("{} {}", p.desired.kind, p.action.name()))
+                .or_insert(0) += 1;
+        }
+        for m in &self.memberships {
+            *c.entry("members add".to_string()).or_insert(0) += m.add.len();
+            *c.entry("members remove".to_string()).or_insert(0) += m.remove.len();
+        }
+        c.retain(|_, v| *v > 0);
+        c
+    }
+
+    /// JSON for `--dry-run --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "objects": self.objects.iter().filter(|p| p.action.name() != "none").map(|p| {
+                serde_json::json!({
+                    "kind": p.desired.kind,
+                    "source_id": p.desired.source_id,
+                    "display": p.desired.display,
+                    "action": p.action.name(),
+                    "target_id": p.link.as_ref().map(|l| l.target_id.clone()),
+                    "detail": detail(p),
+                })
+            }).collect::<Vec<_>>(),
+            "memberships": self.memberships.iter().map(|m| serde_json::json!({"group": m.group, "add": m.add, "remove": m.remove})).collect::<Vec<_>>(),
+            "unchanged": self.objects.iter().filter(|p| p.action.name() == "none").count(),
+            "issues": self.issues.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            "deletion_guard_tripped": self.guard_tripped,
+            "counts": self.counts(),
+        })
+    }
+}
+
+/// A human-readable detail of a planned action.
+pub fn detail(p: &Planned) -> String {
+    let show = |name: &str, v: &serde_json::Value| {
+        if p.redacted.contains(name) {
+            "[REDACTED]".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    match &p.action {
+        Action::Create { attributes } => {
+            let matching = p
+                .desired
+                .matching
+                .iter()
+                .map(|m| format!("{}={}", m.name, show(&m.name, &m.value.to_json())))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "{} attributes; match first by {}",
+                attributes.len(),
+                if matching.is_empty() {
+                    "nothing".into()
+                } else {
+                    matching
+                }
+            )
+        }
+        Action::Update { changes, .. } | Action::Enable { changes, .. } => changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {} -> {}",
+                    c.name,
+                    c.old
+                        .as_ref()
+                        .map(|o| show(&c.name, o))
+                        .unwrap_or_else(|| "(none)".into()),
+                    show(&c.name, &c.new)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Action::Disable { reason }
+        | Action::Delete { reason }
+        | Action::Skip { reason }
+        | Action::None { reason } => reason.clone(),
+        Action::Refresh { .. } => "create-only attributes changed; nothing to send".into(),
+    }
+}
+
+/// Errors that stop a cycle before it starts (per-object failures never do).
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    /// The source could not be read at all.
+    #[error("source: {0}")]
+    Source(String),
+    /// The store failed.
+    #[error("state store: {0}")]
+    Store(String),
+    /// The scope configuration is invalid.
+    #[error("scope: {0}; fix the connection's [scope] table")]
+    Scope(String),
+}
+
+/// A cycle of one connection.
+pub struct Cycle<'a> {
+    /// Connection (sandboxed connector).
+    pub connection: &'a Connection,
+    /// State.
+    pub store: &'a Store,
+    /// Source.
+    pub source: &'a dyn Source,
+    /// Settings.
+    pub settings: &'a SyncSettings,
+}
+
+fn state_of(d: Deletion) -> SourceState {
+    match d {
+        Deletion::None => SourceState::Present,
+        Deletion::Soft => SourceState::SoftDeleted,
+        Deletion::Hard => SourceState::HardDeleted,
+    }
+}
+
+fn linked(l: &crate::store::Link) -> Linked {
+    Linked {
+        target_id: l.target_id.clone(),
+        fingerprint: l.fingerprint.clone(),
+        exported: l.exported.clone(),
+        state: match l.state {
+            LinkState::Active => Lifecycle::Active,
+            LinkState::Disabled => Lifecycle::Disabled,
+            LinkState::Deleted => Lifecycle::Deleted,
+        },
+    }
+}
+
+/// `active` from an expression arrives as the text "True"/"False": send a boolean.
+fn normalise(mut attrs: Vec<Attribute>) -> Vec<Attribute> {
+    for a in &mut attrs {
+        if a.name == reconcile::ACTIVE
+            && let Value::Text(t) = &a.value
+        {
+            match t.to_ascii_lowercase().as_str() {
+                "true" => a.value = Value::Boolean(true),
+                "false" => a.value = Value::Boolean(false),
+                _ => {}
+            }
+        }
+    }
+    attrs
+}
+
+/// Whether a mapped attribute holds a reference to another user (resolved to
+/// the target id at export).
+pub fn is_reference(target: &str) -> bool {
+    target.to_ascii_lowercase().ends_with("manager")
+}
+
+impl Cycle<'_> {
+    fn name(&self) -> &str {
+        self.connection.name()
+    }
+
+    fn policy(&self) -> Policy {
+        use crate::model::Capability;
+        let caps = &self.connection.plugin().manifest.capabilities;
+        Policy {
+            skip_out_of_scope_deletions: self.settings.skip_out_of_scope_deletions,
+            can_disable: caps.contains(&Capability::Disable),
+            can_delete: caps.contains(&Capability::Delete),
+        }
+    }
+
+    /// Import, scope, map and reconcile: the plan, without any target call.
+    pub fn plan(&self) -> Result<Plan, CycleError> {
+        let read = self
+            .source
+            .read()
+            .map_err(|e| CycleError::Source(e.to_string()))?;
+        let dir = &read.directory;
+        let scope = scope::evaluate(dir, self.name(), &self.settings.scope);
+        if let Some(e) = &scope.config_error {
+            return Err(CycleError::Scope(e.clone()));
+        }
+        // Records skipped as malformed are unknown this cycle, not deleted:
+        // their target objects are left alone.
+        let skipped = read.skipped_ids();
+        let store_err = |e: crate::store::StoreError| CycleError::Store(e.to_string());
+        let user_links: BTreeMap<String, crate::store::Link> = self
+            .store
+            .links(self.name(), ObjectKind::User)
+            .map_err(store_err)?
+            .into_iter()
+            .map(|l| (l.source_id.clone(), l))
+            .collect();
+        let group_links: BTreeMap<String, crate::store::Link> = self
+            .store
+            .links(self.name(), ObjectKind::Group)
+            .map_err(store_err)?
+            .into_iter()
+            .map(|l| (l.source_id.clone(), l))
+            .collect();
+        let policy = self.policy();
+        let mut plan = Plan {
+            issues: read.issues.clone(),
+            ..Plan::default()
+        };
+
+        for u in dir.users.values() {
+            let decision = scope.users.get(&u.id);
+            let mut attrs = u.attributes.clone();
+            let in_scope = decision.is_some_and(|d| d.in_scope);
+            let enabled = !matches!(attrs.get("accountEnabled"), Some(Value::Boolean(false)));
+            let soft = u.deleted != Deletion::None || !enabled || !in_scope;
+            attrs.insert("IsSoftDeleted".into(), Value::Boolean(soft));
+            attrs.insert(
+                "appRoleAssignments".into(),
+                Value::TextList(decision.map(|d| d.app_roles.clone()).unwrap_or_default()),
+            );
+            let link = user_links.get(&u.id);
+            let entry = self.plan_object(
+                ObjectKind::User,
+                &u.id,
+                display(&u.attributes, &["userPrincipalName", "displayName"], &u.id),
+                attrs,
+                &self.settings.users,
+                in_scope,
+                decision.map(|d| d.reason.clone()).unwrap_or_default(),
+                state_of(u.deleted),
+                enabled,
+                link,
+                &user_links,
+                policy,
+            );
+            plan.objects.push(entry);
+        }
+        for g in dir.groups.values() {
+            let decision = scope.groups.get(&g.id);
+            let in_scope = decision.is_some_and(|d| d.in_scope);
+            let link = group_links.get(&g.id);
+            let entry = self.plan_object(
+                ObjectKind::Group,
+                &g.id,
+                display(&g.attributes, &["displayName"], &g.id),
+                g.attributes.clone(),
+                &self.settings.groups,
+                in_scope,
+                decision.map(|d| d.reason.clone()).unwrap_or_default(),
+                state_of(g.deleted),
+                true,
+                link,
+                &user_links,
+                // Groups have no enabled state: leaving scope deletes them.
+                Policy {
+                    can_disable: false,
+                    ..policy
+                },
+            );
+            plan.objects.push(entry);
+        }
+        // Linked objects that vanished from the source are hard-deleted.
+        for (kind, links, present) in [
+            (
+                ObjectKind::User,
+                &user_links,
+                dir.users.keys().cloned().collect::<BTreeSet<_>>(),
+            ),
+            (
+                ObjectKind::Group,
+                &group_links,
+                dir.groups.keys().cloned().collect::<BTreeSet<_>>(),
+            ),
+        ] {
+            for (sid, l) in links {
+                if present.contains(sid) || skipped.contains(sid) || l.state == LinkState::Deleted {
+                    continue;
+                }
+                let desired = Desired {
+                    kind,
+                    source_id: sid.clone(),
+                    display: sid.clone(),
+                    in_scope: false,
+                    scope_reason: "no longer in the source".into(),
+                    state: SourceState::HardDeleted,
+                    enabled: false,
+                    create: vec![],
+                    update: vec![],
+                    matching: vec![],
+                };
+                let link = linked(l);
+                let policy = if kind == ObjectKind::Group {
+                    Policy {
+                        can_disable: false,
+                        ..policy
+                    }
+                } else {
+                    policy
+                };
+                let action = reconcile::decide(&desired, Some(&link), policy);
+                plan.objects.push(Planned {
+                    desired,
+                    link: Some(link),
+                    action,
+                    redacted: BTreeSet::new(),
+                    errors: vec![],
+                });
+            }
+        }
+
+        // Memberships: groups that stay in the target; members that are users
+        // in scope and linked (or about to be created).
+        let active_users: BTreeSet<&str> = plan
+            .objects
+            .iter()
+            .filter(|p| p.desired.kind == ObjectKind::User)
+            .filter(|p| {
+                matches!(
+                    p.action,
+                    Action::Create { .. }
+                        | Action::Update { .. }
+                        | Action::Enable { .. }
+                        | Action::None { .. }
+                        | Action::Refresh { .. }
+                )
+            })
+            .filter(|p| {
+                p.desired.in_scope && p.desired.enabled && p.desired.state == SourceState::Present
+            })
+            .filter(|p| p.link.is_some() || matches!(p.action, Action::Create { .. }))
+            .map(|p| p.desired.source_id.as_str())
+            .collect();
+        for g in dir.groups.values() {
+            let Some(p) = plan
+                .objects
+                .iter()
+                .find(|p| p.desired.kind == ObjectKind::Group && p.desired.source_id == g.id)
+            else {
+                continue;
+            };
+            let keeps = matches!(
+                p.action,
+                Action::Create { .. }
+                    | Action::Update { .. }
+                    | Action::Enable { .. }
+                    | Action::None { .. }
+                    | Action::Refresh { .. }
+            ) && p.desired.in_scope
+                && (p.link.is_some() || matches!(p.action, Action::Create { .. }));
+            if !keeps {
+                continue;
+            }
+            let desired: BTreeSet<String> = g
+                .members
+                .iter()
+                .filter(|m| active_users.contains(m.as_str()))
+                .cloned()
+                .collect();
+            let current = self.store.members(self.name(), &g.id).map_err(store_err)?;
+            let (add, remove) = reconcile::membership_diff(&desired, &current);
+            if !add.is_empty() || !remove.is_empty() {
+                plan.memberships.push(MembershipPlan {
+                    group: g.id.clone(),
+                    add,
+                    remove,
+                });
+            }
+        }
+
+        let deprovisions = plan
+            .objects
+            .iter()
+            .filter(|p| p.action.is_deprovision())
+            .count();
+        plan.guard_tripped = reconcile::guard_trips(deprovisions, self.settings.deletion_threshold);
+        Ok(plan)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn plan_object(
+        &self,
+        kind: ObjectKind,
+        id: &str,
+        display: String,
+        attrs: BTreeMap<String, Value>,
+        mappings: &MappingSet,
+        in_scope: bool,
+        scope_reason: String,
+        state: SourceState,
+        enabled: bool,
+        link: Option<&crate::store::Link>,
+        user_links: &BTreeMap<String, crate::store::Link>,
+        policy: Policy,
+    ) -> Planned {
+        let mut ctx = MapContext::new();
+        for (k, v) in attrs {
+            ctx.insert(&k, v);
+        }
+        let mut errors = Vec::new();
+        let mut redacted = BTreeSet::new();
+        let mut map = |on_create: bool| -> Vec<Attribute> {
+            match mappings.apply(&ctx, on_create) {
+                Ok(m) => {
+                    redacted.extend(m.redacted.iter().cloned());
+                    m.attributes
+                }
+                Err(errs) => {
+                    errors.extend(errs.iter().map(|e| e.to_string()));
+                    Vec::new()
+                }
+            }
+        };
+        let resolve = |attrs: Vec<Attribute>| -> Vec<Attribute> {
+            normalise(attrs)
+                .into_iter()
+                .filter_map(|a| {
+                    if !is_reference(&a.name) {
+                        return Some(a);
+                    }
+                    let Value::Text(sid) = &a.value else {
+                        return Some(a);
+                    };
+                    user_links
+                        .get(sid)
+                        .filter(|l| l.state != LinkState::Deleted)
+                        .map(|l| Attribute {
+                            name: a.name.clone(),
+                            value: Value::Text(l.target_id.clone()),
+                        })
+                })
+                .collect()
+        };
+        let create = resolve(map(true));
+        let update = resolve(map(false));
+        let matching = mappings
+            .matching()
+            .iter()
+            .filter_map(|m| create.iter().find(|a| a.name == m.target).cloned())
+            .collect();
+        let desired = Desired {
+            kind,
+            source_id: id.to_string(),
+            display,
+            in_scope,
+            scope_reason,
+            state,
+            enabled,
+            create,
+            update,
+            matching,
+        };
+        let link = link.map(linked);
+        let action = if errors.is_empty() {
+            reconcile::decide(&desired, link.as_ref(), policy)
+        } else {
+            Action::Skip {
+                reason: format!("mapping failed: {}", errors.join("; ")),
+            }
+        };
+        Planned {
+            desired,
+            link,
+            action,
+            redacted,
+            errors,
+        }
+    }
+
+    /// Run a full cycle: resume, plan, guard, execute, record.
+    pub async fn run(&self) -> Result<CycleSummary, CycleError> {
+        let started = Instant::now();
+        let store_err = |e: crate::store::StoreError| CycleError::Store(e.to_string());
+        let cycle_type = if self
+            .store
+            .watermark(self.name())
+            .map_err(store_err)?
+            .is_some()
+        {
+            CycleType::Incremental
+        } else {
+            CycleType::Initial
+        };
+        self.store
+            .mark_running_cycles_interrupted(self.name())
+            .map_err(store_err)?;
+        let cycle_id = self
+            .store
+            .start_cycle(self.name(), cycle_type)
+            .map_err(store_err)?;
+        let exec = Executor::new(
+            self.connection,
+            self.store,
+            &cycle_id,
+            self.settings.concurrency,
+        );
+        exec.resume_intents().await;
+        let plan = self.plan()?;
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        for issue in &plan.issues {
+            exec.log_source_issue(issue);
+        }
+        let allowed = exec.allowed_staged();
+        let (deprovision, rest): (Vec<&Planned>, Vec<&Planned>) =
+            plan.objects.iter().partition(|p| p.action.is_deprovision());
+        // Phase 1: users and groups that stay.
+        outcomes.extend(
+            exec.run_objects(
+                rest.into_iter()
+                    .filter(|p| p.desired.kind == ObjectKind::User)
+                    .collect(),
+            )
+            .await,
+        );
+        outcomes.extend(
+            exec.run_objects(
+                plan.objects
+                    .iter()
+                    .filter(|p| p.desired.kind == ObjectKind::Group && !p.action.is_deprovision())
+                    .collect(),
+            )
+            .await,
+        );
+        // Phase 2: reference resolution (managers created in this cycle).
+        let again = self.plan()?;
+        let refs: Vec<&Planned> = again
+            .objects
+            .iter()
+            .filter(|p| {
+                p.desired.kind == ObjectKind::User && matches!(p.action, Action::Update { .. })
+            })
+            .filter(|p| match &p.action {
+                Action::Update { changes, .. } => changes.iter().all(|c| is_reference(&c.name)),
+                _ => false,
+            })
+            .collect();
+        outcomes.extend(exec.run_objects(refs).await);
+        // Phase 3: memberships, against the links as they are now.
+        outcomes.extend(
+            exec.run_memberships(&again.memberships, self.settings.membership_batch)
+                .await,
+        );
+        // Phase 4: deprovisioning, behind the guard.
+        let guarded: Vec<&Planned> = deprovision
+            .iter()
+            .filter(|p| !allowed.contains(&(p.desired.kind, p.desired.source_id.clone())))
+            .copied()
+            .collect();
+        let pre_allowed: Vec<&Planned> = deprovision
+            .iter()
+            .filter(|p| allowed.contains(&(p.desired.kind, p.desired.source_id.clone())))
+            .copied()
+            .collect();
+        outcomes.extend(exec.run_objects(pre_allowed).await);
+        if reconcile::guard_trips(guarded.len(), self.settings.deletion_threshold) {
+            outcomes.extend(exec.stage(guarded, self.settings.deletion_threshold.unwrap_or(0)));
+        } else {
+            outcomes.extend(exec.run_objects(guarded).await);
+        }
+
+        let summary = CycleSummary::new(
+            cycle_id.clone(),
+            cycle_type,
+            &outcomes,
+            exec.target_calls(),
+            started.elapsed(),
+            plan.issues.len(),
+        );
+        let failed = summary.failures > 0;
+        self.store
+            .finish_cycle(
+                &cycle_id,
+                if failed {
+                    CycleStatus::Failed
+                } else {
+                    CycleStatus::Succeeded
+                },
+                &serde_json::to_value(&summary).unwrap_or_default(),
+            )
+            .map_err(store_err)?;
+        self.store
+            .set_watermark(self.name(), &cycle_id)
+            .map_err(store_err)?;
+        Ok(summary)
+    }
+}
+
+fn display(attrs: &BTreeMap<String, Value>, keys: &[&str], fallback: &str) -> String {
+    keys.iter()
+        .find_map(|k| match attrs.get(*k) {
+            Some(Value::Text(t)) if !t.is_empty() => Some(t.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+/// What a cycle did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CycleSummary {
+    /// Cycle id.
+    pub cycle_id: String,
+    /// initial / incremental.
+    pub cycle_type: String,
+    /// Counts by "kind action status".
+    pub counts: BTreeMap<String, usize>,
+    /// Connector calls made.
+    pub target_calls: u64,
+    /// Failed objects.
+    pub failures: usize,
+    /// Staged deprovisions.
+    pub staged: usize,
+    /// Source records skipped as malformed.
+    pub source_issues: usize,
+    /// Seconds.
+    pub duration_seconds: f64,
+}
+
+impl CycleSummary {
+    fn new(
+        cycle_id: String,
+        cycle_type: CycleType,
+        outcomes: &[Outcome],
+        target_calls: u64,
+        elapsed: std::time::Duration,
+        issues: usize,
+    ) -> Self {
+        let mut counts = BTreeMap::new();
+        let mut failures = 0;
+        let mut staged = 0;
+        for o in outcomes {
+            *counts
+                .entry(format!(
+                    "{} {} {}",
+                    o.kind,
+                    o.action.as_str(),
+                    o.status.as_str()
+                ))
+                .or_insert(0) += 1;
+            if o.status == LogStatus::Failure {
+                failures += 1;
+            }
+            if matches!(o.action, LogAction::StagedDisable | LogAction::StagedDelete) {
+                staged += 1;
+            }
+        }
+        CycleSummary {
+            cycle_id,
+            cycle_type: cycle_type.as_str().to_string(),
+            counts,
+            target_calls,
+            failures,
+            staged,
+            source_issues: issues,
+            duration_seconds: elapsed.as_secs_f64(),
+        }
+    }
+}

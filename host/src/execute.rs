@@ -1,0 +1,1089 @@
+//! Execute: carry out planned actions through the sandboxed connector.
+//!
+//! Every write follows the store's crash-safety protocol: an intent is
+//! committed before the connector call, and the result is recorded together
+//! with the intent's removal in one transaction. A create always matches first
+//! (by the matching attributes in precedence order) so that an interrupted or
+//! timed-out create is found and linked, never duplicated; two matches are an
+//! error (`DuplicateTargetEntries`), never a guess. Failures are classified by
+//! the contract's error variant and the object goes to escrow. Each object
+//! processed leaves one provisioning-log record with its steps and modified
+//! properties (values of redacted mappings shown as `[REDACTED]`).
+//!
+//! Test hook: `PROVISIO_CRASH_AFTER_WRITES=N` aborts the process right after
+//! the N-th successful connector write, before the store records it — the
+//! worst moment for a crash.
+
+use crate::cycle::{MembershipPlan, Planned};
+use crate::model::{Attribute, ConnectorError, ObjectKind, Value};
+use crate::reconcile::{self, Action, SourceState};
+use crate::runtime::{CallError, Connection};
+use crate::source::SourceIssue;
+use crate::store::{
+    IntentAction, Link, LinkState, LogAction, LogRecord, LogStatus, ModifiedProperty, StagedAction,
+    Step, StepKind, Store,
+};
+use futures::StreamExt;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+/// The result of one object (or one group's membership batch).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Kind.
+    pub kind: ObjectKind,
+    /// Action as logged.
+    pub action: LogAction,
+    /// Status as logged.
+    pub status: LogStatus,
+}
+
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+fn crash_hook() {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let limit = LIMIT.get_or_init(|| {
+        std::env::var("PROVISIO_CRASH_AFTER_WRITES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(limit) = limit {
+        let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= *limit {
+            eprintln!(
+                "PROVISIO_CRASH_AFTER_WRITES={limit}: aborting after a connector write, before recording it"
+            );
+            std::process::abort();
+        }
+    }
+}
+
+/// Runs actions for one cycle.
+pub struct Executor<'a> {
+    conn: &'a Connection,
+    store: &'a Store,
+    cycle_id: String,
+    concurrency: usize,
+    calls: AtomicU64,
+}
+
+struct Record {
+    steps: Vec<Step>,
+    modified: Vec<ModifiedProperty>,
+    target_id: Option<String>,
+    error: Option<(String, String)>,
+}
+
+fn step(step: StepKind, status: LogStatus, detail: impl Into<String>) -> Step {
+    Step {
+        step,
+        status,
+        detail: detail.into(),
+    }
+}
+
+fn log_action(a: &Action) -> LogAction {
+    match a {
+        Action::Create { .. } => LogAction::Create,
+        Action::Update { .. } | Action::Refresh { .. } => LogAction::Update,
+        Action::Enable { .. } => LogAction::Enable,
+        Action::Disable { .. } => LogAction::Disable,
+        Action::Delete { .. } => LogAction::Delete,
+        Action::Skip { .. } | Action::None { .. } => LogAction::Skip,
+    }
+}
+
+fn code_of(e: &CallError) -> String {
+    match e {
+        CallError::Connector(c) => match c {
+            ConnectorError::NotFound(_) => "NotFound",
+            ConnectorError::Conflict { .. } => "Conflict",
+            ConnectorError::RateLimited { .. } => "RateLimited",
+            ConnectorError::Unauthorized(_) => "Unauthorized",
+            ConnectorError::Forbidden(_) => "Forbidden",
+            ConnectorError::InvalidInput(_) => "InvalidInput",
+            ConnectorError::Transient(_) => "Transient",
+            ConnectorError::Unsupported(_) => "Unsupported",
+            ConnectorError::Denied(_) => "Denied",
+            ConnectorError::Other(_) => "Other",
+        }
+        .to_string(),
+        other => format!("Sandbox:{}", other.code()),
+    }
+}
+
+impl<'a> Executor<'a> {
+    /// An executor for one cycle.
+    pub fn new(conn: &'a Connection, store: &'a Store, cycle_id: &str, concurrency: usize) -> Self {
+        Executor {
+            conn,
+            store,
+            cycle_id: cycle_id.to_string(),
+            concurrency: concurrency.max(1),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Connector calls made so far.
+    pub fn target_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn name(&self) -> &str {
+        self.conn.name()
+    }
+
+    fn counted(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Finish what a crash left in flight: an interrupted create is re-matched
+    /// in the target and linked if found; anything else is recomputed by the
+    /// cycle (its link was not updated).
+    pub async fn resume_intents(&self) {
+        let Ok(pending) = self.store.pending_intents(self.name()) else {
+            return;
+        };
+        for intent in pending {
+            if intent.action == IntentAction::Create {
+                let matching: Vec<Attribute> = payload_attrs(&intent.payload, "matching");
+                let attributes: Vec<Attribute> = payload_attrs(&intent.payload, "attributes");
+                let update_fp = intent
+                    .payload
+                    .get("fingerprint")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let mut linked = false;
+                for m in matching {
+                    self.counted();
+                    let (m_name, m_value) = (m.name.clone(), m.value.to_json());
+                    if let Ok(found) = self.conn.find(intent.kind, m).await
+                        && found.len() == 1
+                    {
+                        let link = Link {
+                            connection: self.name().to_string(),
+                            kind: intent.kind,
+                            source_id: intent.source_id.clone(),
+                            target_id: found[0].id.clone(),
+                            fingerprint: update_fp.clone(),
+                            exported: reconcile::to_json_map(&attributes),
+                            state: LinkState::Active,
+                            updated_at: String::new(),
+                        };
+                        linked = self.store.complete_create(intent.id, &link).is_ok();
+                        tracing::info!(connection = %self.name(), source_id = %intent.source_id, target_id = %found[0].id, "resumed an interrupted create: found in the target and linked");
+                        let mut log = self.record_base(
+                            intent.kind,
+                            LogAction::Create,
+                            LogStatus::Success,
+                            intent.source_id.clone(),
+                            intent.source_id.clone(),
+                        );
+                        log.target_id = Some(found[0].id.clone());
+                        log.steps = vec![
+                            step(
+                                StepKind::Processing,
+                                LogStatus::Success,
+                                format!("resumed a create interrupted at {}", intent.started_at),
+                            ),
+                            step(
+                                StepKind::Matching,
+                                LogStatus::Success,
+                                format!(
+                                    "found in the target by {} = {}: target id {}",
+                                    m_name, m_value, found[0].id
+                                ),
+                            ),
+                            step(
+                                StepKind::Export,
+                                LogStatus::Success,
+                                "linked; not created again",
+                            ),
+                        ];
+                        // No modified properties: the redaction set of the mappings is not
+                        // kept with the intent, so values are not repeated here.
+                        let _ = self.store.append_log(&log);
+                        break;
+                    }
+                }
+                if !linked {
+                    let _ = self.store.abandon_intent(intent.id);
+                }
+            } else {
+                let _ = self.store.abandon_intent(intent.id);
+            }
+        }
+    }
+
+    /// Log a malformed source record.
+    pub fn log_source_issue(&self, issue: &SourceIssue) {
+        let rec = self.record_base(
+            ObjectKind::User,
+            LogAction::Other,
+            LogStatus::Failure,
+            issue.location.id.clone().unwrap_or_default(),
+            issue.location.to_string(),
+        );
+        let rec = LogRecord {
+            steps: vec![step(
+                StepKind::Import,
+                LogStatus::Failure,
+                issue.to_string(),
+            )],
+            error_code: Some("SourceRecordInvalid".into()),
+            error_reason: Some(issue.message.clone()),
+            ..rec
+        };
+        let _ = self.store.append_log(&rec);
+    }
+
+    fn record_base(
+        &self,
+        kind: ObjectKind,
+        action: LogAction,
+        status: LogStatus,
+        source_id: String,
+        display: String,
+    ) -> LogRecord {
+        let mut rec = LogRecord::new(self.name(), kind, action, status);
+        rec.cycle_id = Some(self.cycle_id.clone());
+        rec.source_id = Some(source_id);
+        rec.source_display = Some(display);
+        rec
+    }
+
+    /// Run objects concurrently (bounded by the connection's concurrency).
+    pub async fn run_objects(&self, objects: Vec<&Planned>) -> Vec<Outcome> {
+        futures::stream::iter(objects)
+            .map(|p| self.run_one(p))
+            .buffer_unordered(self.concurrency)
+            .filter_map(|o| async move { o })
+            .collect()
+            .await
+    }
+
+    async fn run_one(&self, p: &Planned) -> Option<Outcome> {
+        let started = Instant::now();
+        let d = &p.desired;
+        let mut steps = vec![
+            step(
+                StepKind::Import,
+                LogStatus::Success,
+                format!("{} '{}' read from the source", d.kind, d.display),
+            ),
+            step(
+                StepKind::Scoping,
+                if d.in_scope {
+                    LogStatus::Success
+                } else {
+                    LogStatus::Skipped
+                },
+                d.scope_reason.clone(),
+            ),
+        ];
+        let action_name = log_action(&p.action);
+        let (status, rec) = match &p.action {
+            Action::None { .. } => return None,
+            Action::Refresh { fingerprint } => {
+                if let Some(l) = &p.link {
+                    let _ = self.store.upsert_link(&self.link(
+                        p,
+                        &l.target_id,
+                        fingerprint.clone(),
+                        l.exported.clone(),
+                        state_of(l.state),
+                    ));
+                }
+                return None;
+            }
+            Action::Skip { reason } => {
+                let failed = !p.errors.is_empty();
+                steps.push(step(
+                    StepKind::Processing,
+                    if failed {
+                        LogStatus::Failure
+                    } else {
+                        LogStatus::Skipped
+                    },
+                    reason.clone(),
+                ));
+                let rec = Record {
+                    steps,
+                    modified: vec![],
+                    target_id: p.link.as_ref().map(|l| l.target_id.clone()),
+                    error: failed.then(|| ("MappingError".to_string(), reason.clone())),
+                };
+                (
+                    if failed {
+                        LogStatus::Failure
+                    } else {
+                        LogStatus::Skipped
+                    },
+                    rec,
+                )
+            }
+            Action::Create { attributes } => self.create(p, attributes, steps).await,
+            Action::Update {
+                changes,
+                fingerprint,
+            }
+            | Action::Enable {
+                changes,
+                fingerprint,
+            } => {
+                self.update(
+                    p,
+                    changes,
+                    fingerprint,
+                    matches!(p.action, Action::Enable { .. }),
+                    steps,
+                )
+                .await
+            }
+            Action::Disable { reason } | Action::Delete { reason } => {
+                self.deprovision(p, reason, matches!(p.action, Action::Delete { .. }), steps)
+                    .await
+            }
+        };
+        let mut log = self.record_base(
+            d.kind,
+            action_name,
+            status,
+            d.source_id.clone(),
+            d.display.clone(),
+        );
+        log.target_id = rec.target_id;
+        log.steps = rec.steps;
+        log.modified = rec.modified;
+        if let Some((code, reason)) = rec.error {
+            log.error_code = Some(code);
+            log.error_reason = Some(crate::capabilities::secrets::redact(&reason));
+        }
+        log.duration_ms = started.elapsed().as_millis() as u64;
+        if let Err(e) = self.store.append_log(&log) {
+            tracing::error!(connection = %self.name(), "cannot write the provisioning log: {e}");
+        }
+        Some(Outcome {
+            kind: d.kind,
+            action: action_name,
+            status,
+        })
+    }
+
+    fn link(
+        &self,
+        p: &Planned,
+        target_id: &str,
+        fingerprint: String,
+        exported: std::collections::BTreeMap<String, serde_json::Value>,
+        state: LinkState,
+    ) -> Link {
+        Link {
+            connection: self.name().to_string(),
+            kind: p.desired.kind,
+            source_id: p.desired.source_id.clone(),
+            target_id: target_id.to_string(),
+            fingerprint,
+            exported,
+            state,
+            updated_at: String::new(),
+        }
+    }
+
+    fn modified(
+        p: &Planned,
+        changes: impl Iterator<Item = (String, Option<serde_json::Value>, serde_json::Value)>,
+    ) -> Vec<ModifiedProperty> {
+        changes
+            .map(|(name, old, new)| {
+                let r = p.redacted.contains(&name);
+                let red = |v: serde_json::Value| {
+                    if r {
+                        serde_json::Value::String("[REDACTED]".into())
+                    } else {
+                        v
+                    }
+                };
+                ModifiedProperty {
+                    name,
+                    old: old.map(red),
+                    new: Some(red(new)),
+                }
+            })
+            .collect()
+    }
+
+    fn fail(
+        &self,
+        p: &Planned,
+        e: &CallError,
+        mut steps: Vec<Step>,
+        stage: StepKind,
+        target_id: Option<String>,
+    ) -> (LogStatus, Record) {
+        let code = code_of(e);
+        let msg = e.to_string();
+        steps.push(step(stage, LogStatus::Failure, msg.clone()));
+        let _ = self.store.escrow_failure(
+            self.name(),
+            p.desired.kind,
+            &p.desired.source_id,
+            &code,
+            &msg,
+            SystemTime::now(),
+        );
+        (
+            LogStatus::Failure,
+            Record {
+                steps,
+                modified: vec![],
+                target_id,
+                error: Some((code, msg)),
+            },
+        )
+    }
+
+    async fn create(
+        &self,
+        p: &Planned,
+        attributes: &[Attribute],
+        mut steps: Vec<Step>,
+    ) -> (LogStatus, Record) {
+        let d = &p.desired;
+        let update_fp = reconcile::fingerprint(&d.update);
+        let payload = serde_json::json!({
+            "matching": reconcile::to_json_map(&d.matching),
+            "attributes": reconcile::to_json_map(attributes),
+            "fingerprint": update_fp,
+        });
+        let intent = match self.store.begin_intent(
+            self.name(),
+            d.kind,
+            &d.source_id,
+            IntentAction::Create,
+            &payload,
+        ) {
+            Ok(i) => i,
+            Err(e) => {
+                steps.push(step(
+                    StepKind::Processing,
+                    LogStatus::Failure,
+                    format!("state store: {e}"),
+                ));
+                return (
+                    LogStatus::Failure,
+                    Record {
+                        steps,
+                        modified: vec![],
+                        target_id: None,
+                        error: Some(("StoreError".into(), e.to_string())),
+                    },
+                );
+            }
+        };
+        // Match first.
+        let mut matched: Option<String> = None;
+        if d.matching.is_empty() {
+            steps.push(step(
+                StepKind::Matching,
+                LogStatus::Warning,
+                "no matching attribute has a value; creating without matching",
+            ));
+        }
+        for m in &d.matching {
+            self.counted();
+            match self.conn.find(d.kind, m.clone()).await {
+                Ok(found) if found.is_empty() => continue,
+                Ok(found) if found.len() == 1 => {
+                    steps.push(step(
+                        StepKind::Matching,
+                        LogStatus::Success,
+                        format!(
+                            "matched by {} = {}: target id {}",
+                            m.name,
+                            m.value.to_json(),
+                            found[0].id
+                        ),
+                    ));
+                    matched = Some(found[0].id.clone());
+                    break;
+                }
+                Ok(found) => {
+                    let _ = self.store.abandon_intent(intent);
+                    let ids: Vec<String> = found.iter().map(|o| o.id.clone()).collect();
+                    let msg = format!(
+                        "{} target objects match {} = {}: {}; refusing to guess",
+                        found.len(),
+                        m.name,
+                        m.value.to_json(),
+                        ids.join(", ")
+                    );
+                    steps.push(step(StepKind::Matching, LogStatus::Failure, msg.clone()));
+                    let _ = self.store.escrow_failure(
+                        self.name(),
+                        d.kind,
+                        &d.source_id,
+                        "DuplicateTargetEntries",
+                        &msg,
+                        SystemTime::now(),
+                    );
+                    return (
+                        LogStatus::Failure,
+                        Record {
+                            steps,
+                            modified: vec![],
+                            target_id: None,
+                            error: Some(("DuplicateTargetEntries".into(), msg)),
+                        },
+                    );
+                }
+                Err(e) => {
+                    let _ = self.store.abandon_intent(intent);
+                    return self.fail(p, &e, steps, StepKind::Matching, None);
+                }
+            }
+        }
+        let target_id = match matched {
+            Some(id) => {
+                self.counted();
+                let sendable: Vec<Attribute> = attributes
+                    .iter()
+                    .filter(|a| !matches!(a.value, Value::Null))
+                    .cloned()
+                    .collect();
+                if let Err(e) = self.conn.update(d.kind, &id, sendable).await {
+                    let _ = self.store.abandon_intent(intent);
+                    return self.fail(p, &e, steps, StepKind::Export, Some(id));
+                }
+                crash_hook();
+                id
+            }
+            None => {
+                if !d.matching.is_empty() {
+                    steps.push(step(
+                        StepKind::Matching,
+                        LogStatus::Success,
+                        "no match in the target",
+                    ));
+                }
+                self.counted();
+                match self.conn.create(d.kind, attributes.to_vec()).await {
+                    Ok(o) => {
+                        crash_hook();
+                        o.id
+                    }
+                    Err(e) => {
+                        let _ = self.store.abandon_intent(intent);
+                        return self.fail(p, &e, steps, StepKind::Export, None);
+                    }
+                }
+            }
+        };
+        let enabled = d.enabled && d.state == SourceState::Present;
+        let state = if enabled {
+            LinkState::Active
+        } else {
+            LinkState::Disabled
+        };
+        let link = self.link(
+            p,
+            &target_id,
+            update_fp,
+            reconcile::to_json_map(attributes),
+            state,
+        );
+        if let Err(e) = self.store.complete_create(intent, &link) {
+            steps.push(step(
+                StepKind::Export,
+                LogStatus::Failure,
+                format!("created {target_id} but the state store failed: {e}"),
+            ));
+            return (
+                LogStatus::Failure,
+                Record {
+                    steps,
+                    modified: vec![],
+                    target_id: Some(target_id),
+                    error: Some(("StoreError".into(), e.to_string())),
+                },
+            );
+        }
+        let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
+        steps.push(step(
+            StepKind::Export,
+            LogStatus::Success,
+            format!("created {} {target_id}", d.kind),
+        ));
+        let modified = Self::modified(
+            p,
+            attributes
+                .iter()
+                .map(|a| (a.name.clone(), None, a.value.to_json())),
+        );
+        (
+            LogStatus::Success,
+            Record {
+                steps,
+                modified,
+                target_id: Some(target_id),
+                error: None,
+            },
+        )
+    }
+
+    async fn update(
+        &self,
+        p: &Planned,
+        changes: &[reconcile::Change],
+        fingerprint: &str,
+        enable: bool,
+        mut steps: Vec<Step>,
+    ) -> (LogStatus, Record) {
+        let d = &p.desired;
+        let Some(link) = &p.link else {
+            return (
+                LogStatus::Failure,
+                Record {
+                    steps,
+                    modified: vec![],
+                    target_id: None,
+                    error: Some(("Internal".into(), "update without a link".into())),
+                },
+            );
+        };
+        steps.push(step(
+            StepKind::Matching,
+            LogStatus::Success,
+            format!("linked to target id {}", link.target_id),
+        ));
+        let intent = match self.store.begin_intent(
+            self.name(),
+            d.kind,
+            &d.source_id,
+            if enable {
+                IntentAction::Enable
+            } else {
+                IntentAction::Update
+            },
+            &serde_json::json!({}),
+        ) {
+            Ok(i) => i,
+            Err(e) => {
+                return (
+                    LogStatus::Failure,
+                    Record {
+                        steps,
+                        modified: vec![],
+                        target_id: Some(link.target_id.clone()),
+                        error: Some(("StoreError".into(), e.to_string())),
+                    },
+                );
+            }
+        };
+        if enable {
+            self.counted();
+            if let Err(e) = self.conn.enable(d.kind, &link.target_id).await {
+                let _ = self.store.abandon_intent(intent);
+                return self.anchor_or_fail(p, &e, steps, &link.target_id);
+            }
+            crash_hook();
+        }
+        if !changes.is_empty() {
+            let attrs: Vec<Attribute> = changes
+                .iter()
+                .map(|c| Attribute {
+                    name: c.name.clone(),
+                    value: Value::from_json(&c.name, &c.new).unwrap_or(Value::Null),
+                })
+                .collect();
+            self.counted();
+            if let Err(e) = self.conn.update(d.kind, &link.target_id, attrs).await {
+                let _ = self.store.abandon_intent(intent);
+                return self.anchor_or_fail(p, &e, steps, &link.target_id);
+            }
+            crash_hook();
+        }
+        let mut exported = link.exported.clone();
+        for c in changes {
+            exported.insert(c.name.clone(), c.new.clone());
+        }
+        let new_link = self.link(
+            p,
+            &link.target_id,
+            fingerprint.to_string(),
+            exported,
+            LinkState::Active,
+        );
+        if let Err(e) = self.store.complete_update(intent, &new_link) {
+            return (
+                LogStatus::Failure,
+                Record {
+                    steps,
+                    modified: vec![],
+                    target_id: Some(link.target_id.clone()),
+                    error: Some(("StoreError".into(), e.to_string())),
+                },
+            );
+        }
+        let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
+        let what = if enable { "enabled" } else { "updated" };
+        steps.push(step(
+            StepKind::Export,
+            LogStatus::Success,
+            format!(
+                "{what} {} {} ({} attributes)",
+                d.kind,
+                link.target_id,
+                changes.len()
+            ),
+        ));
+        let modified = Self::modified(
+            p,
+            changes
+                .iter()
+                .map(|c| (c.name.clone(), c.old.clone(), c.new.clone())),
+        );
+        (
+            LogStatus::Success,
+            Record {
+                steps,
+                modified,
+                target_id: Some(link.target_id.clone()),
+                error: None,
+            },
+        )
+    }
+
+    /// A linked object that vanished from the target (`InvalidAnchor`) loses
+    /// its link so the next cycle re-matches or re-creates it.
+    fn anchor_or_fail(
+        &self,
+        p: &Planned,
+        e: &CallError,
+        steps: Vec<Step>,
+        target_id: &str,
+    ) -> (LogStatus, Record) {
+        if matches!(e, CallError::Connector(ConnectorError::NotFound(_))) {
+            let _ = self
+                .store
+                .remove_link(self.name(), p.desired.kind, &p.desired.source_id);
+            let mut steps = steps;
+            let msg = format!(
+                "target object {target_id} no longer exists; the link was removed and the object will be matched again next cycle"
+            );
+            steps.push(step(StepKind::Export, LogStatus::Failure, msg.clone()));
+            return (
+                LogStatus::Failure,
+                Record {
+                    steps,
+                    modified: vec![],
+                    target_id: Some(target_id.to_string()),
+                    error: Some(("InvalidAnchor".into(), msg)),
+                },
+            );
+        }
+        self.fail(p, e, steps, StepKind::Export, Some(target_id.to_string()))
+    }
+
+    async fn deprovision(
+        &self,
+        p: &Planned,
+        reason: &str,
+        delete: bool,
+        mut steps: Vec<Step>,
+    ) -> (LogStatus, Record) {
+        let d = &p.desired;
+        let Some(link) = &p.link else {
+            return (
+                LogStatus::Skipped,
+                Record {
+                    steps,
+                    modified: vec![],
+                    target_id: None,
+                    error: None,
+                },
+            );
+        };
+        steps.push(step(
+            StepKind::Processing,
+            LogStatus::Success,
+            reason.to_string(),
+        ));
+        let intent = match self.store.begin_intent(
+            self.name(),
+            d.kind,
+            &d.source_id,
+            if delete {
+                IntentAction::Delete
+            } else {
+                IntentAction::Disable
+            },
+            &serde_json::json!({}),
+        ) {
+            Ok(i) => i,
+            Err(e) => {
+                return (
+                    LogStatus::Failure,
+                    Record {
+                        steps,
+                        modified: vec![],
+                        target_id: Some(link.target_id.clone()),
+                        error: Some(("StoreError".into(), e.to_string())),
+                    },
+                );
+            }
+        };
+        self.counted();
+        let r = if delete {
+            self.conn.delete(d.kind, &link.target_id).await
+        } else {
+            self.conn.disable(d.kind, &link.target_id).await
+        };
+        match r {
+            Ok(()) => crash_hook(),
+            Err(CallError::Connector(ConnectorError::NotFound(_))) if delete => {}
+            Err(e) => {
+                let _ = self.store.abandon_intent(intent);
+                return self.anchor_or_fail(p, &e, steps, &link.target_id);
+            }
+        }
+        let done = if delete {
+            self.store.complete_delete(intent)
+        } else {
+            self.store.complete_state(intent, LinkState::Disabled)
+        };
+        if let Err(e) = done {
+            return (
+                LogStatus::Failure,
+                Record {
+                    steps,
+                    modified: vec![],
+                    target_id: Some(link.target_id.clone()),
+                    error: Some(("StoreError".into(), e.to_string())),
+                },
+            );
+        }
+        let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
+        steps.push(step(
+            StepKind::Export,
+            LogStatus::Success,
+            format!(
+                "{} {} {}",
+                if delete { "deleted" } else { "disabled" },
+                d.kind,
+                link.target_id
+            ),
+        ));
+        let modified = if delete {
+            vec![]
+        } else {
+            vec![ModifiedProperty {
+                name: "active".into(),
+                old: Some(serde_json::json!(true)),
+                new: Some(serde_json::json!(false)),
+            }]
+        };
+        (
+            LogStatus::Success,
+            Record {
+                steps,
+                modified,
+                target_id: Some(link.target_id.clone()),
+                error: None,
+            },
+        )
+    }
+
+    /// Group memberships, in batches.
+    pub async fn run_memberships(&self, plans: &[MembershipPlan], batch: usize) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        for m in plans {
+            let started = Instant::now();
+            let Ok(Some(group)) = self.store.link(self.name(), ObjectKind::Group, &m.group) else {
+                continue;
+            };
+            if group.state == LinkState::Deleted {
+                continue;
+            }
+            let resolve = |ids: &[String]| -> Vec<(String, String)> {
+                ids.iter()
+                    .filter_map(
+                        |sid| match self.store.link(self.name(), ObjectKind::User, sid) {
+                            Ok(Some(l)) if l.state != LinkState::Deleted => {
+                                Some((sid.clone(), l.target_id))
+                            }
+                            _ => None,
+                        },
+                    )
+                    .collect()
+            };
+            let mut steps = vec![step(
+                StepKind::ReferenceResolution,
+                LogStatus::Success,
+                format!("{} to add, {} to remove", m.add.len(), m.remove.len()),
+            )];
+            let mut error = None;
+            let mut added = 0;
+            let mut removed = 0;
+            for (adding, list) in [(true, resolve(&m.add)), (false, resolve(&m.remove))] {
+                for chunk in list.chunks(batch.max(1)) {
+                    let sids: Vec<String> = chunk.iter().map(|(s, _)| s.clone()).collect();
+                    let tids: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
+                    let Ok(intent) = self.store.begin_intent(
+                        self.name(),
+                        ObjectKind::Group,
+                        &m.group,
+                        IntentAction::Members,
+                        &serde_json::json!({"add": adding, "members": sids}),
+                    ) else {
+                        continue;
+                    };
+                    self.counted();
+                    let r = if adding {
+                        self.conn.add_members(&group.target_id, &tids).await
+                    } else {
+                        self.conn.remove_members(&group.target_id, &tids).await
+                    };
+                    match r {
+                        Ok(()) => {
+                            crash_hook();
+                            let (a, rm): (&[String], &[String]) =
+                                if adding { (&sids, &[]) } else { (&[], &sids) };
+                            let _ = self.store.complete_members(intent, &m.group, a, rm);
+                            if adding {
+                                added += sids.len()
+                            } else {
+                                removed += sids.len()
+                            }
+                        }
+                        Err(e) => {
+                            let _ = self.store.abandon_intent(intent);
+                            steps.push(step(StepKind::Export, LogStatus::Failure, e.to_string()));
+                            let _ = self.store.escrow_failure(
+                                self.name(),
+                                ObjectKind::Group,
+                                &m.group,
+                                &code_of(&e),
+                                &e.to_string(),
+                                SystemTime::now(),
+                            );
+                            error = Some((code_of(&e), e.to_string()));
+                        }
+                    }
+                }
+            }
+            if error.is_none() {
+                steps.push(step(
+                    StepKind::Export,
+                    LogStatus::Success,
+                    format!(
+                        "added {added}, removed {removed} members in batches of at most {batch}"
+                    ),
+                ));
+            }
+            let status = if error.is_some() {
+                LogStatus::Failure
+            } else {
+                LogStatus::Success
+            };
+            let mut log = self.record_base(
+                ObjectKind::Group,
+                LogAction::Update,
+                status,
+                m.group.clone(),
+                m.group.clone(),
+            );
+            log.target_id = Some(group.target_id.clone());
+            log.steps = steps;
+            log.modified = vec![ModifiedProperty {
+                name: "members".into(),
+                old: None,
+                new: Some(serde_json::json!({"added": added, "removed": removed})),
+            }];
+            if let Some((c, r)) = error {
+                log.error_code = Some(c);
+                log.error_reason = Some(r);
+            }
+            log.duration_ms = started.elapsed().as_millis() as u64;
+            let _ = self.store.append_log(&log);
+            out.push(Outcome {
+                kind: ObjectKind::Group,
+                action: LogAction::Update,
+                status,
+            });
+        }
+        out
+    }
+
+    /// Staged deprovisions already allowed by an operator and not yet done
+    /// (the store marks them done when the disable or delete completes).
+    pub fn allowed_staged(&self) -> BTreeSet<(ObjectKind, String)> {
+        self.store
+            .staged_allowed_undone(self.name())
+            .map(|v| v.into_iter().map(|s| (s.kind, s.source_id)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Hold deprovisions for an operator's decision.
+    pub fn stage(&self, objects: Vec<&Planned>, threshold: usize) -> Vec<Outcome> {
+        let n = objects.len();
+        let pending: BTreeSet<(ObjectKind, String)> = self
+            .store
+            .staged_pending(self.name())
+            .map(|v| v.into_iter().map(|s| (s.kind, s.source_id)).collect())
+            .unwrap_or_default();
+        objects
+            .into_iter()
+            .map(|p| {
+                let d = &p.desired;
+                let (action, log_act) = if matches!(p.action, Action::Delete { .. }) {
+                    (StagedAction::Delete, LogAction::StagedDelete)
+                } else {
+                    (StagedAction::Disable, LogAction::StagedDisable)
+                };
+                let reason = format!(
+                    "{}; held: this cycle would disable or delete {n} objects, above the deletion threshold of {threshold}. \
+                     Review with `provisio staged list {c}`, then `provisio staged allow {c}` or `provisio staged reject {c}`",
+                    crate::cycle::detail(p),
+                    c = self.name()
+                );
+                if !pending.contains(&(d.kind, d.source_id.clone())) {
+                    let target = p.link.as_ref().map(|l| l.target_id.clone()).unwrap_or_default();
+                    let _ = self.store.stage(self.name(), &self.cycle_id, d.kind, &d.source_id, &target, action, &reason);
+                }
+                let mut log = self.record_base(d.kind, log_act, LogStatus::Skipped, d.source_id.clone(), d.display.clone());
+                log.target_id = p.link.as_ref().map(|l| l.target_id.clone());
+                log.steps = vec![step(StepKind::Processing, LogStatus::Skipped, reason)];
+                let _ = self.store.append_log(&log);
+                Outcome { kind: d.kind, action: log_act, status: LogStatus::Skipped }
+            })
+            .collect()
+    }
+}
+
+fn state_of(s: reconcile::Lifecycle) -> LinkState {
+    match s {
+        reconcile::Lifecycle::Active => LinkState::Active,
+        reconcile::Lifecycle::Disabled => LinkState::Disabled,
+        reconcile::Lifecycle::Deleted => LinkState::Deleted,
+    }
+}
+
+fn payload_attrs(payload: &serde_json::Value, key: &str) -> Vec<Attribute> {
+    payload
+        .get(key)
+        .and_then(|v| v.as_object())
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| {
+                    Value::from_json(k, v).ok().map(|value| Attribute {
+                        name: k.clone(),
+                        value,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
