@@ -540,4 +540,42 @@ fn sync_story_against_scim2_server() {
         &[],
     );
     assert!(ok && csv.starts_with("time,"), "{csv}");
+
+    // Provision on demand: a title change for one user, sent now, step by step.
+    dir.users.get_mut("u0061").unwrap()["jobTitle"] = json!("On Demand");
+    dir.write(&story.directory);
+    let (ok, out, err) = story.provisio(&["provision", CONN, "--user", "u0061"], &[]);
+    assert!(ok, "{err}");
+    for needle in [
+        "user update",
+        "scoping",
+        "matching",
+        "export",
+        "modified title",
+        "\"On Demand\"",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    let one = story
+        .get_all("Users")
+        .into_iter()
+        .find(|u| u["userName"] == upn("u0061"))
+        .unwrap();
+    assert_eq!(one["title"], "On Demand");
+    let (ok, out, _) = story.provisio(&["provision", CONN, "--user", "nobody"], &[]);
+    assert!(!ok, "{out}");
+
+    // The mapping tester evaluates the connector's default mappings.
+    let (ok, out, err) = story.provisio(&["mapping", "test", CONN, "--user", "u0061"], &[]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("userName") && out.contains(&upn("u0061")) && out.contains("On Demand"),
+        "{out}"
+    );
+
+    // The dry-run text names the plan; after all this, nothing is left to do.
+    let (ok, out, _) = story.provisio(&["sync", CONN, "--dry-run"], &[]);
+    assert!(ok && out.contains("dry run: nothing was sent"), "{out}");
+    let s = story.sync();
+    assert_eq!(s["target_calls"], 0, "{s}");
 }

@@ -737,3 +737,69 @@ impl CycleSummary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn active_text_becomes_a_boolean() {
+        let attrs = normalise(vec![
+            Attribute {
+                name: "active".into(),
+                value: Value::Text("False".into()),
+            },
+            Attribute {
+                name: "title".into(),
+                value: Value::Text("False".into()),
+            },
+        ]);
+        assert_eq!(attrs[0].value, Value::Boolean(false));
+        assert_eq!(
+            attrs[1].value,
+            Value::Text("False".into()),
+            "only `active` is converted"
+        );
+    }
+
+    #[test]
+    fn manager_paths_are_references() {
+        assert!(is_reference("manager"));
+        assert!(is_reference(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"
+        ));
+        assert!(!is_reference("displayName"));
+    }
+
+    #[test]
+    fn details_redact_what_the_mapping_redacts() {
+        let desired = Desired {
+            kind: ObjectKind::User,
+            source_id: "u1".into(),
+            display: "u1".into(),
+            in_scope: true,
+            scope_reason: String::new(),
+            state: SourceState::Present,
+            enabled: true,
+            create: vec![],
+            update: vec![],
+            matching: vec![],
+        };
+        let p = Planned {
+            desired,
+            link: None,
+            action: Action::Update {
+                changes: vec![reconcile::Change {
+                    name: "password".into(),
+                    old: None,
+                    new: serde_json::json!("hunter2!"),
+                }],
+                fingerprint: String::new(),
+            },
+            redacted: ["password".to_string()].into_iter().collect(),
+            errors: vec![],
+        };
+        let d = detail(&p);
+        assert!(d.contains("[REDACTED]") && !d.contains("hunter2"), "{d}");
+    }
+}
