@@ -75,12 +75,31 @@ struct Record {
     error: Option<(String, String)>,
 }
 
+/// A log step; its detail passes through the secret redactor, so the store
+/// never holds a secret value whatever a message contained.
 fn step(step: StepKind, status: LogStatus, detail: impl Into<String>) -> Step {
     Step {
         step,
         status,
-        detail: detail.into(),
+        detail: crate::capabilities::secrets::redact(&detail.into()),
     }
+}
+
+/// The record of an object whose state could not be written.
+fn store_failure(
+    steps: Vec<Step>,
+    target_id: Option<String>,
+    e: &dyn std::fmt::Display,
+) -> (LogStatus, Record) {
+    (
+        LogStatus::Failure,
+        Record {
+            steps,
+            modified: vec![],
+            target_id,
+            error: Some(("StoreError".into(), e.to_string())),
+        },
+    )
 }
 
 fn log_action(a: &Action) -> LogAction {
@@ -472,15 +491,7 @@ impl<'a> Executor<'a> {
                     LogStatus::Failure,
                     format!("state store: {e}"),
                 ));
-                return (
-                    LogStatus::Failure,
-                    Record {
-                        steps,
-                        modified: vec![],
-                        target_id: None,
-                        error: Some(("StoreError".into(), e.to_string())),
-                    },
-                );
+                return store_failure(steps, None, &e);
             }
         };
         // Match first.
@@ -600,15 +611,7 @@ impl<'a> Executor<'a> {
                 LogStatus::Failure,
                 format!("created {target_id} but the state store failed: {e}"),
             ));
-            return (
-                LogStatus::Failure,
-                Record {
-                    steps,
-                    modified: vec![],
-                    target_id: Some(target_id),
-                    error: Some(("StoreError".into(), e.to_string())),
-                },
-            );
+            return store_failure(steps, Some(target_id), &e);
         }
         let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
         steps.push(step(
@@ -671,15 +674,7 @@ impl<'a> Executor<'a> {
         ) {
             Ok(i) => i,
             Err(e) => {
-                return (
-                    LogStatus::Failure,
-                    Record {
-                        steps,
-                        modified: vec![],
-                        target_id: Some(link.target_id.clone()),
-                        error: Some(("StoreError".into(), e.to_string())),
-                    },
-                );
+                return store_failure(steps, Some(link.target_id.clone()), &e);
             }
         };
         if enable {
@@ -717,15 +712,7 @@ impl<'a> Executor<'a> {
             LinkState::Active,
         );
         if let Err(e) = self.store.complete_update(intent, &new_link) {
-            return (
-                LogStatus::Failure,
-                Record {
-                    steps,
-                    modified: vec![],
-                    target_id: Some(link.target_id.clone()),
-                    error: Some(("StoreError".into(), e.to_string())),
-                },
-            );
+            return store_failure(steps, Some(link.target_id.clone()), &e);
         }
         let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
         let what = if enable { "enabled" } else { "updated" };
@@ -824,15 +811,7 @@ impl<'a> Executor<'a> {
         ) {
             Ok(i) => i,
             Err(e) => {
-                return (
-                    LogStatus::Failure,
-                    Record {
-                        steps,
-                        modified: vec![],
-                        target_id: Some(link.target_id.clone()),
-                        error: Some(("StoreError".into(), e.to_string())),
-                    },
-                );
+                return store_failure(steps, Some(link.target_id.clone()), &e);
             }
         };
         self.counted();
@@ -855,15 +834,7 @@ impl<'a> Executor<'a> {
             self.store.complete_state(intent, LinkState::Disabled)
         };
         if let Err(e) = done {
-            return (
-                LogStatus::Failure,
-                Record {
-                    steps,
-                    modified: vec![],
-                    target_id: Some(link.target_id.clone()),
-                    error: Some(("StoreError".into(), e.to_string())),
-                },
-            );
+            return store_failure(steps, Some(link.target_id.clone()), &e);
         }
         let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
         steps.push(step(
