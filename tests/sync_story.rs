@@ -153,6 +153,7 @@ secrets = {{ token = "tok" }}
 allowed_hosts = ["{origin}"]
 deletion_threshold = {threshold}
 concurrency = 4
+limits = {{ requests_per_second = 1000 }}
 "#,
                 plugin = plugin.display(),
                 origin = server.origin(),

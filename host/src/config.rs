@@ -141,6 +141,7 @@ struct RawLimits {
     max_redirects: Option<usize>,
     log_records_per_second: Option<f64>,
     log_burst: Option<u32>,
+    requests_per_second: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -353,6 +354,14 @@ fn apply_limits(base: Limits, raw: &RawLimits) -> Result<Limits, String> {
             records_per_second: r,
             ..l.log
         };
+    }
+    if let Some(r) = raw.requests_per_second {
+        if !(r.is_finite() && (0.5..=10_000.0).contains(&r)) {
+            return Err(format!(
+                "requests_per_second must be between 0.5 and 10000, got {r}"
+            ));
+        }
+        l.requests_per_second = r;
     }
     if let Some(b) = raw.log_burst {
         if b == 0 {

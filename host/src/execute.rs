@@ -73,6 +73,33 @@ struct Record {
     modified: Vec<ModifiedProperty>,
     target_id: Option<String>,
     error: Option<(String, String)>,
+    /// Set when the failure is worth retrying within the cycle: the delay the
+    /// target asked for (Retry-After), or none for the default backoff.
+    retry: Option<Option<std::time::Duration>>,
+}
+
+/// Attempts of one object within a cycle (the first plus retries).
+pub const MAX_ATTEMPTS: u32 = 4;
+/// A Retry-After longer than this is not waited for within the cycle: the
+/// object goes to escrow and is retried in a later cycle.
+pub const MAX_IN_CYCLE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Backoff before retry `attempt` (1-based): 0.5 s × 2^(attempt-1), ±20 % jitter, at most 30 s.
+pub fn backoff(attempt: u32) -> std::time::Duration {
+    let base = 0.5 * f64::from(2u32.saturating_pow(attempt.saturating_sub(1)));
+    let jitter = 0.8 + 0.4 * rand::random::<f64>();
+    std::time::Duration::from_secs_f64((base * jitter).min(30.0))
+}
+
+/// Whether a failure is transient, and the delay the target asked for.
+fn retry_hint(e: &CallError) -> Option<Option<std::time::Duration>> {
+    match e {
+        CallError::Connector(ConnectorError::RateLimited { retry_after, .. }) => Some(*retry_after),
+        CallError::Connector(ConnectorError::Transient(_)) | CallError::Timeout { .. } => {
+            Some(None)
+        }
+        _ => None,
+    }
 }
 
 /// A log step; its detail passes through the secret redactor, so the store
@@ -98,6 +125,7 @@ fn store_failure(
             modified: vec![],
             target_id,
             error: Some(("StoreError".into(), e.to_string())),
+            retry: None,
         },
     )
 }
@@ -333,6 +361,7 @@ impl<'a> Executor<'a> {
                     modified: vec![],
                     target_id: p.link.as_ref().map(|l| l.target_id.clone()),
                     error: failed.then(|| ("MappingError".to_string(), reason.clone())),
+                    retry: None,
                 };
                 (
                     if failed {
@@ -343,29 +372,20 @@ impl<'a> Executor<'a> {
                     rec,
                 )
             }
-            Action::Create { attributes } => self.create(p, attributes, steps).await,
-            Action::Update {
-                changes,
-                fingerprint,
-            }
-            | Action::Enable {
-                changes,
-                fingerprint,
-            } => {
-                self.update(
-                    p,
-                    changes,
-                    fingerprint,
-                    matches!(p.action, Action::Enable { .. }),
-                    steps,
-                )
-                .await
-            }
-            Action::Disable { reason } | Action::Delete { reason } => {
-                self.deprovision(p, reason, matches!(p.action, Action::Delete { .. }), steps)
-                    .await
-            }
+            _ => self.perform_with_retries(p, steps).await,
         };
+        if status == LogStatus::Failure
+            && let Some((code, reason)) = &rec.error
+        {
+            let _ = self.store.escrow_failure(
+                self.name(),
+                d.kind,
+                &d.source_id,
+                code,
+                reason,
+                SystemTime::now(),
+            );
+        }
         let mut log = self.record_base(
             d.kind,
             action_name,
@@ -389,6 +409,92 @@ impl<'a> Executor<'a> {
             action: action_name,
             status,
         })
+    }
+
+    /// Perform a target-changing action; a transient failure (rate limited,
+    /// 5xx, timeout) is retried within the cycle after the target's
+    /// Retry-After, exactly, or an exponential backoff with jitter, at most
+    /// [`MAX_ATTEMPTS`] times. A retried create matches again first, so a
+    /// create that timed out but happened is linked, not duplicated.
+    async fn perform_with_retries(&self, p: &Planned, steps: Vec<Step>) -> (LogStatus, Record) {
+        let mut history: Vec<Step> = Vec::new();
+        let mut attempt = 1;
+        loop {
+            let mut attempt_steps = steps.clone();
+            attempt_steps.extend(history.iter().cloned());
+            let (status, rec) = match &p.action {
+                Action::Create { attributes } => self.create(p, attributes, attempt_steps).await,
+                Action::Update {
+                    changes,
+                    fingerprint,
+                }
+                | Action::Enable {
+                    changes,
+                    fingerprint,
+                } => {
+                    self.update(
+                        p,
+                        changes,
+                        fingerprint,
+                        matches!(p.action, Action::Enable { .. }),
+                        attempt_steps,
+                    )
+                    .await
+                }
+                Action::Disable { reason } | Action::Delete { reason } => {
+                    self.deprovision(
+                        p,
+                        reason,
+                        matches!(p.action, Action::Delete { .. }),
+                        attempt_steps,
+                    )
+                    .await
+                }
+                _ => {
+                    return (
+                        LogStatus::Skipped,
+                        Record {
+                            steps,
+                            modified: vec![],
+                            target_id: None,
+                            error: None,
+                            retry: None,
+                        },
+                    );
+                }
+            };
+            let Some(hint) = rec
+                .retry
+                .filter(|_| status == LogStatus::Failure && attempt < MAX_ATTEMPTS)
+            else {
+                return (status, rec);
+            };
+            let wait = hint.unwrap_or_else(|| backoff(attempt));
+            if wait > MAX_IN_CYCLE_WAIT {
+                return (status, rec);
+            }
+            let why = rec
+                .error
+                .as_ref()
+                .map(|(c, m)| format!("{c}: {m}"))
+                .unwrap_or_default();
+            history.push(step(
+                StepKind::Export,
+                LogStatus::Warning,
+                format!(
+                    "attempt {attempt} failed ({why}); retrying in {} ms{}",
+                    wait.as_millis(),
+                    if hint.is_some() {
+                        " as the target asked"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+            tracing::info!(connection = %self.name(), source_id = %p.desired.source_id, attempt, wait_ms = wait.as_millis() as u64, "retrying: {why}");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
     }
 
     fn link(
@@ -436,7 +542,6 @@ impl<'a> Executor<'a> {
 
     fn fail(
         &self,
-        p: &Planned,
         e: &CallError,
         mut steps: Vec<Step>,
         stage: StepKind,
@@ -445,14 +550,6 @@ impl<'a> Executor<'a> {
         let code = code_of(e);
         let msg = e.to_string();
         steps.push(step(stage, LogStatus::Failure, msg.clone()));
-        let _ = self.store.escrow_failure(
-            self.name(),
-            p.desired.kind,
-            &p.desired.source_id,
-            &code,
-            &msg,
-            SystemTime::now(),
-        );
         (
             LogStatus::Failure,
             Record {
@@ -460,6 +557,7 @@ impl<'a> Executor<'a> {
                 modified: vec![],
                 target_id,
                 error: Some((code, msg)),
+                retry: retry_hint(e),
             },
         )
     }
@@ -532,14 +630,6 @@ impl<'a> Executor<'a> {
                         ids.join(", ")
                     );
                     steps.push(step(StepKind::Matching, LogStatus::Failure, msg.clone()));
-                    let _ = self.store.escrow_failure(
-                        self.name(),
-                        d.kind,
-                        &d.source_id,
-                        "DuplicateTargetEntries",
-                        &msg,
-                        SystemTime::now(),
-                    );
                     return (
                         LogStatus::Failure,
                         Record {
@@ -547,12 +637,13 @@ impl<'a> Executor<'a> {
                             modified: vec![],
                             target_id: None,
                             error: Some(("DuplicateTargetEntries".into(), msg)),
+                            retry: None,
                         },
                     );
                 }
                 Err(e) => {
                     let _ = self.store.abandon_intent(intent);
-                    return self.fail(p, &e, steps, StepKind::Matching, None);
+                    return self.fail(&e, steps, StepKind::Matching, None);
                 }
             }
         }
@@ -566,7 +657,7 @@ impl<'a> Executor<'a> {
                     .collect();
                 if let Err(e) = self.conn.update(d.kind, &id, sendable).await {
                     let _ = self.store.abandon_intent(intent);
-                    return self.fail(p, &e, steps, StepKind::Export, Some(id));
+                    return self.fail(&e, steps, StepKind::Export, Some(id));
                 }
                 crash_hook();
                 id
@@ -587,7 +678,7 @@ impl<'a> Executor<'a> {
                     }
                     Err(e) => {
                         let _ = self.store.abandon_intent(intent);
-                        return self.fail(p, &e, steps, StepKind::Export, None);
+                        return self.fail(&e, steps, StepKind::Export, None);
                     }
                 }
             }
@@ -632,6 +723,7 @@ impl<'a> Executor<'a> {
                 modified,
                 target_id: Some(target_id),
                 error: None,
+                retry: None,
             },
         )
     }
@@ -653,6 +745,7 @@ impl<'a> Executor<'a> {
                     modified: vec![],
                     target_id: None,
                     error: Some(("Internal".into(), "update without a link".into())),
+                    retry: None,
                 },
             );
         };
@@ -739,6 +832,7 @@ impl<'a> Executor<'a> {
                 modified,
                 target_id: Some(link.target_id.clone()),
                 error: None,
+                retry: None,
             },
         )
     }
@@ -768,10 +862,11 @@ impl<'a> Executor<'a> {
                     modified: vec![],
                     target_id: Some(target_id.to_string()),
                     error: Some(("InvalidAnchor".into(), msg)),
+                    retry: None,
                 },
             );
         }
-        self.fail(p, e, steps, StepKind::Export, Some(target_id.to_string()))
+        self.fail(e, steps, StepKind::Export, Some(target_id.to_string()))
     }
 
     async fn deprovision(
@@ -790,6 +885,7 @@ impl<'a> Executor<'a> {
                     modified: vec![],
                     target_id: None,
                     error: None,
+                    retry: None,
                 },
             );
         };
@@ -863,6 +959,7 @@ impl<'a> Executor<'a> {
                 modified,
                 target_id: Some(link.target_id.clone()),
                 error: None,
+                retry: None,
             },
         )
     }

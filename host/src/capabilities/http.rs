@@ -344,6 +344,8 @@ pub struct HttpPolicy {
     pub max_response_bytes: usize,
     /// Redirect hops followed at most.
     pub max_redirects: usize,
+    /// The connection's request budget (shared by all its calls).
+    pub limiter: std::sync::Arc<super::ratelimit::RateLimiter>,
 }
 
 /// Headers a guest may not set: the host owns framing and routing.
@@ -494,7 +496,8 @@ impl HttpClient {
                     String::from_utf8_lossy(v.as_bytes()).into_owned(),
                 )
             })
-            .collect();
+            .collect::<Vec<(String, String)>>();
+        super::ratelimit::observe(&policy.limiter, status, &headers);
         if let Some(len) = resp.content_length()
             && len as usize > policy.max_response_bytes
         {

@@ -14,4 +14,5 @@
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod ratelimit;
 pub mod secrets;

@@ -224,6 +224,9 @@ impl Runtime {
                 timeout: limits.http_timeout,
                 max_response_bytes: limits.max_response_bytes,
                 max_redirects: limits.max_redirects,
+                limiter: std::sync::Arc::new(crate::capabilities::ratelimit::RateLimiter::new(
+                    limits.requests_per_second,
+                )),
             },
             http_client: self.http.clone(),
             log: GuestLog::new(spec.name.clone(), plugin.name.clone(), limits.log),

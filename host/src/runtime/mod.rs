@@ -145,6 +145,9 @@ impl Runtime {
                 timeout: limits.http_timeout,
                 max_response_bytes: limits.max_response_bytes,
                 max_redirects: 0,
+                limiter: std::sync::Arc::new(crate::capabilities::ratelimit::RateLimiter::new(
+                    limits.requests_per_second,
+                )),
             },
             http_client: self.http.clone(),
             log: GuestLog::new(plugin_name, plugin_name, limits.log),

@@ -45,6 +45,8 @@ pub struct Limits {
     pub max_redirects: usize,
     /// Guest logging budget.
     pub log: LogLimits,
+    /// HTTP requests per second the connection may make.
+    pub requests_per_second: f64,
 }
 
 impl Default for Limits {
@@ -57,6 +59,7 @@ impl Default for Limits {
             max_response_bytes: 16 * 1024 * 1024,
             max_redirects: 5,
             log: LogLimits::default(),
+            requests_per_second: 25.0,
         }
     }
 }

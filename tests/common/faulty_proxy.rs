@@ -1,0 +1,123 @@
+//! A fault-injecting reverse proxy in front of a real target: every n-th
+//! request answers 429 (with Retry-After), every m-th 503, and every k-th POST
+//! is forwarded but its response lost (502), like a create that timed out after
+//! it happened. Records when each request arrived and what it got.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Which faults to inject (0 = off).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    pub every_nth_429: u64,
+    pub retry_after_secs: u64,
+    pub every_nth_503: u64,
+    pub every_nth_post_lost: u64,
+}
+
+/// One request as the proxy saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+pub struct Proxy {
+    pub url: String,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+pub async fn start(upstream: String, faults: Faults) -> Proxy {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let n = Arc::new(AtomicU64::new(0));
+    let posts = Arc::new(AtomicU64::new(0));
+    let client = reqwest::Client::new();
+    let s2 = seen.clone();
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (seen, n, posts, client, upstream) = (
+                s2.clone(),
+                n.clone(),
+                posts.clone(),
+                client.clone(),
+                upstream.clone(),
+            );
+            async move {
+                let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+                let record = |status: u16| {
+                    seen.lock().unwrap().push(Seen {
+                        at: Instant::now(),
+                        method: method.to_string(),
+                        path: uri.path().to_string(),
+                        status,
+                    });
+                };
+                if faults.every_nth_429 > 0 && i % faults.every_nth_429 == 0 {
+                    record(429);
+                    return (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [
+                            ("retry-after", faults.retry_after_secs.to_string()),
+                            ("content-type", "text/plain".into()),
+                        ],
+                        "slow down",
+                    )
+                        .into_response();
+                }
+                if faults.every_nth_503 > 0 && i % faults.every_nth_503 == 0 {
+                    record(503);
+                    return (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response();
+                }
+                let mut req = client.request(
+                    reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
+                    format!(
+                        "{upstream}{}",
+                        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                    ),
+                );
+                for (k, v) in headers.iter() {
+                    if k == "authorization" || k == "content-type" || k == "accept" {
+                        req = req.header(k.as_str(), v.as_bytes());
+                    }
+                }
+                let resp = req.body(body).send().await.unwrap();
+                let status = resp.status().as_u16();
+                let ctype = resp
+                    .headers()
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap_or("").to_string());
+                let bytes = resp.bytes().await.unwrap();
+                if method == Method::POST
+                    && faults.every_nth_post_lost > 0
+                    && (posts.fetch_add(1, Ordering::SeqCst) + 1) % faults.every_nth_post_lost == 0
+                {
+                    record(502);
+                    return (StatusCode::BAD_GATEWAY, "upstream response lost").into_response();
+                }
+                record(status);
+                let mut r = (StatusCode::from_u16(status).unwrap(), bytes).into_response();
+                if let Some(c) = ctype {
+                    r.headers_mut().insert("content-type", c.parse().unwrap());
+                }
+                r
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Proxy {
+        url: format!("http://127.0.0.1:{port}"),
+        seen,
+    }
+}
