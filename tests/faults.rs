@@ -30,6 +30,7 @@ async fn sync_converges_through_faults_without_duplicates() {
             retry_after_secs: 1,
             every_nth_503: 13,
             every_nth_post_lost: 4,
+            reject_body_containing: None,
         },
     )
     .await;
@@ -172,4 +173,129 @@ limits = {{ requests_per_second = {BUDGET} }}
     assert!(ok, "{stderr}");
     let summary: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(summary["target_calls"], 0, "{summary}");
+}
+
+/// A permanent failure goes to escrow: the next cycle leaves it alone (no
+/// target call), and a restart retries it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escrow_defers_failures_until_restart() {
+    let token = format!("escrow-token-{}-z3", std::process::id());
+    let server = scim_server::start(&token);
+    let proxy = faulty_proxy::start(
+        server.origin(),
+        faulty_proxy::Faults {
+            reject_body_containing: Some("bad@example.com"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = common::plugin("provisio_plugin_scim");
+    let sha = provisio::runtime::plugin::sha256_hex(&std::fs::read(&plugin).unwrap());
+    std::fs::write(
+        dir.path().join("directory.json"),
+        json!({"users": [
+                {"id": "good", "userPrincipalName": "good@example.com", "accountEnabled": true},
+                {"id": "bad", "userPrincipalName": "bad@example.com", "accountEnabled": true}],
+               "groups": [],
+               "assignments": [{"principal": "good", "connection": "t", "role": "User"}, {"principal": "bad", "connection": "t", "role": "User"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let config = dir.path().join("provisio.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[plugins.scim]
+path = "{}"
+sha256 = "{sha}"
+[secrets.tok]
+env = "ESCROW_TOKEN"
+hosts = ["{p}"]
+[sources.d]
+path = "directory.json"
+[connections.t]
+plugin = "scim"
+source = "d"
+settings = {{ base_url = "{p}/v2" }}
+secrets = {{ token = "tok" }}
+allowed_hosts = ["{p}"]
+"#,
+            plugin.display(),
+            p = proxy.url
+        ),
+    )
+    .unwrap();
+    let cli = move |args: &'static [&'static str]| {
+        let config = config.clone();
+        let token = token.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .env("ESCROW_TOKEN", &token)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let (ok, out, err) = cli(&["sync", "t", "--json"]).await.unwrap();
+    assert!(ok, "{err}");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["failures"], 1, "{s}");
+    let (_, out, _) = cli(&[
+        "logs",
+        "--connection",
+        "t",
+        "--status",
+        "failure",
+        "--format",
+        "json",
+    ])
+    .await
+    .unwrap();
+    let logs: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(logs[0]["source_id"], "bad");
+    assert_eq!(
+        logs[0]["error_code"], "InvalidInput",
+        "a permanent error, not retried in the cycle: {logs}"
+    );
+
+    // Next cycle: the failed object waits in escrow; nothing is sent.
+    let (ok, out, _) = cli(&["sync", "t", "--json"]).await.unwrap();
+    assert!(ok);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["target_calls"], 0, "{s}");
+    assert_eq!(s["counts"]["user create skipped"], 1, "{s}");
+    let (_, out, _) = cli(&[
+        "logs",
+        "--connection",
+        "t",
+        "--user",
+        "bad",
+        "--status",
+        "skipped",
+    ])
+    .await
+    .unwrap();
+    assert!(out.contains("in escrow after 1 failed attempts"), "{out}");
+
+    // A restart clears escrow: the object is tried again at once.
+    let (ok, out, _) = cli(&["restart", "t"]).await.unwrap();
+    assert!(ok && out.contains("1 objects left escrow"), "{out}");
+    let (ok, out, _) = cli(&["sync", "t", "--json"]).await.unwrap();
+    assert!(ok);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["cycle_type"], "initial");
+    assert!(
+        s["target_calls"].as_u64().unwrap() >= 2,
+        "match + create attempted again: {s}"
+    );
+    assert_eq!(s["failures"], 1);
 }

@@ -583,26 +583,26 @@ impl Cycle<'_> {
             exec.log_source_issue(issue);
         }
         let allowed = exec.allowed_staged();
+        // Escrow: objects whose next attempt is not due wait (logged as skipped).
+        let waiting = exec.escrowed_not_due();
+        let (deferred, objects): (Vec<&Planned>, Vec<&Planned>) =
+            plan.objects.iter().partition(|p| {
+                p.action.calls_target()
+                    && waiting.contains_key(&(p.desired.kind, p.desired.source_id.clone()))
+            });
+        for p in deferred {
+            if let Some(e) = waiting.get(&(p.desired.kind, p.desired.source_id.clone())) {
+                outcomes.push(exec.defer(p, e));
+            }
+        }
         let (deprovision, rest): (Vec<&Planned>, Vec<&Planned>) =
-            plan.objects.iter().partition(|p| p.action.is_deprovision());
-        // Phase 1: users and groups that stay.
-        outcomes.extend(
-            exec.run_objects(
-                rest.into_iter()
-                    .filter(|p| p.desired.kind == ObjectKind::User)
-                    .collect(),
-            )
-            .await,
-        );
-        outcomes.extend(
-            exec.run_objects(
-                plan.objects
-                    .iter()
-                    .filter(|p| p.desired.kind == ObjectKind::Group && !p.action.is_deprovision())
-                    .collect(),
-            )
-            .await,
-        );
+            objects.into_iter().partition(|p| p.action.is_deprovision());
+        // Phase 1: users, then groups, that stay.
+        let (users, groups): (Vec<&Planned>, Vec<&Planned>) = rest
+            .into_iter()
+            .partition(|p| p.desired.kind == ObjectKind::User);
+        outcomes.extend(exec.run_objects(users).await);
+        outcomes.extend(exec.run_objects(groups).await);
         // Phase 2: reference resolution (managers created in this cycle).
         let again = self.plan()?;
         let refs: Vec<&Planned> = again

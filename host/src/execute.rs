@@ -1085,6 +1085,54 @@ impl<'a> Executor<'a> {
         out
     }
 
+    /// Objects in escrow whose next attempt is not yet due: they are skipped
+    /// this cycle (logged), so a failing object is retried on a growing
+    /// interval instead of every cycle. A restart clears escrow.
+    pub fn escrowed_not_due(
+        &self,
+    ) -> std::collections::BTreeMap<(ObjectKind, String), crate::store::EscrowEntry> {
+        let now = SystemTime::now();
+        self.store
+            .escrow_all(self.name())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| crate::store::parse_time(&e.next_attempt_at).is_some_and(|t| t > now))
+            .map(|e| ((e.kind, e.source_id.clone()), e))
+            .collect()
+    }
+
+    /// Log an object deferred by escrow.
+    pub fn defer(&self, p: &Planned, entry: &crate::store::EscrowEntry) -> Outcome {
+        let d = &p.desired;
+        let action = log_action(&p.action);
+        let mut log = self.record_base(
+            d.kind,
+            action,
+            LogStatus::Skipped,
+            d.source_id.clone(),
+            d.display.clone(),
+        );
+        log.target_id = p.link.as_ref().map(|l| l.target_id.clone());
+        log.steps = vec![step(
+            StepKind::Processing,
+            LogStatus::Skipped,
+            format!(
+                "in escrow after {} failed attempts (last: {}: {}); next attempt at {}. `provisio restart {}` retries now",
+                entry.attempts,
+                entry.last_error_code,
+                entry.last_error,
+                entry.next_attempt_at,
+                self.name()
+            ),
+        )];
+        let _ = self.store.append_log(&log);
+        Outcome {
+            kind: d.kind,
+            action,
+            status: LogStatus::Skipped,
+        }
+    }
+
     /// Staged deprovisions already allowed by an operator and not yet done
     /// (the store marks them done when the disable or delete completes).
     pub fn allowed_staged(&self) -> BTreeSet<(ObjectKind, String)> {

@@ -16,6 +16,8 @@ pub struct Faults {
     pub retry_after_secs: u64,
     pub every_nth_503: u64,
     pub every_nth_post_lost: u64,
+    /// Answer 400 (a permanent SCIM error) to any request whose body contains this.
+    pub reject_body_containing: Option<&'static str>,
 }
 
 /// One request as the proxy saw it.
@@ -72,7 +74,18 @@ pub async fn start(upstream: String, faults: Faults) -> Proxy {
                     )
                         .into_response();
                 }
-                if faults.every_nth_503 > 0 && i % faults.every_nth_503 == 0 {
+                if let Some(needle) = faults.reject_body_containing
+                && String::from_utf8_lossy(&body).contains(needle)
+            {
+                record(400);
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [("content-type", "application/scim+json")],
+                    r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"invalidValue","detail":"rejected by the test"}"#,
+                )
+                    .into_response();
+            }
+            if faults.every_nth_503 > 0 && i % faults.every_nth_503 == 0 {
                     record(503);
                     return (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response();
                 }

@@ -106,6 +106,15 @@ pub enum Command {
     /// Review disables and deletes held by the accidental-deletion guard.
     #[command(subcommand)]
     Staged(sync::StagedCommand),
+    /// Restart a connection: the next cycle is an initial cycle and the
+    /// escrow (retry queue) is emptied; links are kept unless --forget-links.
+    Restart {
+        /// Connection name.
+        connection: String,
+        /// Also forget links and staged actions: every object is matched again.
+        #[arg(long)]
+        forget_links: bool,
+    },
 }
 
 /// Plugin commands.
@@ -281,6 +290,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         ),
         Command::Mapping(cmd) => sync::mapping_test(&cli.config, cmd).await,
         Command::Staged(cmd) => sync::staged(&cli.config, cmd).await,
+        Command::Restart {
+            connection,
+            forget_links,
+        } => sync::restart(&cli.config, &connection, forget_links),
         Command::Group(GroupCommand::Object(cmd)) => {
             object(&cli.config, ObjectKind::Group, cmd).await
         }

@@ -458,3 +458,26 @@ pub async fn staged(config: &Path, cmd: StagedCommand) -> Result<()> {
     }
     Ok(())
 }
+
+/// `provisio restart`.
+pub fn restart(config: &Path, name: &str, forget_links: bool) -> Result<()> {
+    let config = Config::load(config)?;
+    config.connection(name)?;
+    let store = Store::open(&config.store_path)?;
+    let scope = if forget_links {
+        crate::store::ResetScope::all()
+    } else {
+        crate::store::ResetScope::restart()
+    };
+    let escrowed = store.escrow_all(name)?.len();
+    store.reset(name, scope)?;
+    println!(
+        "restarted '{name}': the next cycle is an initial cycle; {escrowed} objects left escrow{}",
+        if forget_links {
+            "; links and staged actions forgotten: every object will be matched again"
+        } else {
+            "; links kept"
+        }
+    );
+    Ok(())
+}
