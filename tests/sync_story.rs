@@ -386,6 +386,10 @@ fn sync_story_against_scim2_server() {
 
     // 1. Initial cycle.
     let s = story.sync();
+    eprintln!(
+        "initial cycle: {} s, {} target calls",
+        s["duration_seconds"], s["target_calls"]
+    );
     assert_eq!(s["cycle_type"], "initial");
     let mut provisioned: BTreeSet<String> = dir.in_scope_users();
     assert_eq!(provisioned.len(), 910);
