@@ -645,7 +645,36 @@ pub fn error(response: &Response) -> ConnectorError {
             return ConnectorError::InvalidInput(errors::truncate(&text, errors::MAX_MESSAGE_LEN));
         }
     }
-    errors::from_response(response)
+    let mapped = errors::from_response(response);
+    // Keep Zendesk's error code next to its description, e.g.
+    // `HTTP 404 Not Found: Not found (RecordNotFound)`.
+    let parsed: Option<Json> = serde_json::from_slice(&response.body).ok();
+    let code = parsed
+        .as_ref()
+        .and_then(|b| b.get("error"))
+        .and_then(Json::as_str);
+    match code {
+        Some(code) if !mapped.message().contains(code) => {
+            let message = format!("{} ({code})", mapped.message());
+            with_message(mapped, message)
+        }
+        _ => mapped,
+    }
+}
+
+fn with_message(err: ConnectorError, message: String) -> ConnectorError {
+    match err {
+        ConnectorError::NotFound(_) => ConnectorError::NotFound(message),
+        ConnectorError::Unauthorized(_) => ConnectorError::Unauthorized(message),
+        ConnectorError::Forbidden(_) => ConnectorError::Forbidden(message),
+        ConnectorError::InvalidInput(_) => ConnectorError::InvalidInput(message),
+        ConnectorError::Transient(_) => ConnectorError::Transient(message),
+        ConnectorError::Unsupported(_) => ConnectorError::Unsupported(message),
+        ConnectorError::Denied(_) => ConnectorError::Denied(message),
+        ConnectorError::Other(_) => ConnectorError::Other(message),
+        ConnectorError::Conflict(c) => ConnectorError::Conflict(Conflict { message, ..c }),
+        ConnectorError::RateLimited(r) => ConnectorError::RateLimited(RateLimit { message, ..r }),
+    }
 }
 
 /// `Ok` for 2xx, otherwise the mapped [`error`].
@@ -800,7 +829,12 @@ mod tests {
             vec![],
             r#"{"error":"RecordNotFound","description":"Not found"}"#,
         );
-        assert!(matches!(error(&nf), ConnectorError::NotFound(_)));
+        match error(&nf) {
+            ConnectorError::NotFound(m) => {
+                assert_eq!(m, "HTTP 404 Not Found: Not found (RecordNotFound)")
+            }
+            other => panic!("{other:?}"),
+        }
         let rl = Response::new(
             429,
             vec![
