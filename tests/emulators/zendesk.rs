@@ -527,18 +527,18 @@ fn authenticate(s: &State, headers: &HeaderMap) -> Option<u64> {
         .and_then(|u| u["id"].as_u64())
 }
 
-fn parse_body(body: &Bytes, key: &str) -> Result<Map<String, Value>, Response> {
+fn parse_body(body: &Bytes, key: &str) -> Result<Map<String, Value>, Box<Response>> {
     let v: Value = serde_json::from_slice(body).map_err(|_| {
-        reply(
+        Box::new(reply(
             StatusCode::BAD_REQUEST,
             json!({"error": "InvalidJSON", "description": "The request body is not valid JSON"}),
-        )
+        ))
     })?;
     v.get(key).and_then(Value::as_object).cloned().ok_or_else(|| {
-        reply(
+        Box::new(reply(
             StatusCode::BAD_REQUEST,
             json!({"error": "ParameterMissing", "description": format!("param is missing or the value is empty: {key}")}),
-        )
+        ))
     })
 }
 
@@ -676,7 +676,7 @@ fn route(s: &mut State, method: Method, uri: &Uri, headers: &HeaderMap, body: &B
         (Method::POST, ["users"]) => {
             let fields = match parse_body(body, "user") {
                 Ok(f) => f,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             if !fields.contains_key("name") {
                 return invalid("name", "BlankValue", "Name: cannot be blank".into());
@@ -696,7 +696,7 @@ fn route(s: &mut State, method: Method, uri: &Uri, headers: &HeaderMap, body: &B
         (Method::POST, ["users", "create_or_update"]) => {
             let fields = match parse_body(body, "user") {
                 Ok(f) => f,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let existing = s
                 .live_users()
@@ -742,7 +742,7 @@ fn route(s: &mut State, method: Method, uri: &Uri, headers: &HeaderMap, body: &B
             };
             let fields = match parse_body(body, "user") {
                 Ok(f) => f,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             if let Some(r) = validate_user(s, &fields, Some(id)) {
                 return r;
@@ -795,7 +795,7 @@ fn route(s: &mut State, method: Method, uri: &Uri, headers: &HeaderMap, body: &B
         (Method::POST, ["groups"]) => {
             let fields = match parse_body(body, "group") {
                 Ok(f) => f,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let Some(name) = fields
                 .get("name")
@@ -847,7 +847,7 @@ fn route(s: &mut State, method: Method, uri: &Uri, headers: &HeaderMap, body: &B
             };
             let fields = match parse_body(body, "group") {
                 Ok(f) => f,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             if let Some(name) = fields.get("name") {
                 let Some(name) = name.as_str().map(str::trim).filter(|n| !n.is_empty()) else {
@@ -909,7 +909,7 @@ fn route(s: &mut State, method: Method, uri: &Uri, headers: &HeaderMap, body: &B
         (Method::POST, ["group_memberships"]) => {
             let fields = match parse_body(body, "group_membership") {
                 Ok(f) => f,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let num = |k: &str| {
                 fields.get(k).and_then(|v| {
