@@ -179,6 +179,7 @@ struct RawConnection {
     #[serde(default)]
     skip_out_of_scope_deletions: bool,
     concurrency: Option<Spanned<usize>>,
+    interval_seconds: Option<Spanned<f64>>,
 }
 
 /// A plugin entry.
@@ -236,6 +237,8 @@ pub struct ConnectionConfig {
     pub skip_out_of_scope_deletions: bool,
     /// Concurrent connector calls.
     pub concurrency: usize,
+    /// Interval between cycles under `provisio run`.
+    pub interval: std::time::Duration,
 }
 
 /// Default of `deletion_threshold` (Entra's default for its accidental-deletions prevention).
@@ -586,6 +589,17 @@ impl Config {
                 }
                 None => ScopeConfig::default(),
             };
+            let interval = match &c.interval_seconds {
+                Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.1) => {
+                    return Err(cx.at(
+                        v.span(),
+                        format!("{field}.interval_seconds"),
+                        "must be a number of seconds, at least 0.1",
+                    ));
+                }
+                Some(v) => Duration::from_secs_f64(*v.get_ref()),
+                None => crate::scheduler::DEFAULT_INTERVAL,
+            };
             let concurrency = match c.concurrency {
                 Some(n) if *n.get_ref() == 0 || *n.get_ref() > 64 => {
                     return Err(cx.at(
@@ -617,6 +631,7 @@ impl Config {
                     },
                     skip_out_of_scope_deletions: c.skip_out_of_scope_deletions,
                     concurrency,
+                    interval,
                 },
             );
         }
@@ -673,6 +688,15 @@ impl Config {
             json: s.path.clone(),
             users_csv: s.users_csv.clone(),
         })
+    }
+
+    /// Names of the connections that have a source.
+    pub fn connections_with_source(&self) -> Vec<String> {
+        self.connections
+            .values()
+            .filter(|c| c.source.is_some())
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     /// Names of all connections.

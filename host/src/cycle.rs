@@ -318,7 +318,16 @@ impl Cycle<'_> {
             );
             plan.objects.push(entry);
         }
-        for g in dir.groups.values() {
+        // A connector without the groups capability (e.g. RFPIO) gets no
+        // group objects and no memberships; its users still come through
+        // group assignments.
+        let groups_supported = self
+            .connection
+            .plugin()
+            .manifest
+            .capabilities
+            .contains(&crate::model::Capability::Groups);
+        for g in dir.groups.values().filter(|_| groups_supported) {
             let decision = scope.groups.get(&g.id);
             let in_scope = decision.is_some_and(|d| d.in_scope);
             let link = group_links.get(&g.id);
@@ -413,7 +422,7 @@ impl Cycle<'_> {
             .filter(|p| p.link.is_some() || matches!(p.action, Action::Create { .. }))
             .map(|p| p.desired.source_id.as_str())
             .collect();
-        for g in dir.groups.values() {
+        for g in dir.groups.values().filter(|_| groups_supported) {
             let Some(p) = plan
                 .objects
                 .iter()

@@ -26,6 +26,7 @@ pub mod mapping;
 pub mod model;
 pub mod reconcile;
 pub mod runtime;
+pub mod scheduler;
 pub mod scope;
 pub mod source;
 pub mod store;

@@ -106,6 +106,18 @@ pub enum Command {
     /// Review disables and deletes held by the accidental-deletion guard.
     #[command(subcommand)]
     Staged(sync::StagedCommand),
+    /// Run as a service: cycles for every connection with a source (or the
+    /// ones named) at their intervals, until SIGTERM or Ctrl-C.
+    Run {
+        /// Only these connections (default: every connection with a source).
+        connections: Vec<String>,
+        /// Cycles running at once, across connections.
+        #[arg(long, default_value_t = 2)]
+        max_concurrent_cycles: usize,
+        /// Run one cycle per connection, then stop.
+        #[arg(long)]
+        once: bool,
+    },
     /// Restart a connection: the next cycle is an initial cycle and the
     /// escrow (retry queue) is emptied; links are kept unless --forget-links.
     Restart {
@@ -290,6 +302,25 @@ pub async fn run(cli: Cli) -> Result<()> {
         ),
         Command::Mapping(cmd) => sync::mapping_test(&cli.config, cmd).await,
         Command::Staged(cmd) => sync::staged(&cli.config, cmd).await,
+        Command::Run {
+            connections,
+            max_concurrent_cycles,
+            once,
+        } => {
+            let config = crate::config::Config::load(&cli.config)?;
+            let names = if connections.is_empty() {
+                config.connections_with_source()
+            } else {
+                connections
+            };
+            if names.is_empty() {
+                bail!("no connection has a source to sync; add source = \"...\" to a connection");
+            }
+            for n in &names {
+                config.connection(n)?;
+            }
+            crate::scheduler::run(cli.config.clone(), names, max_concurrent_cycles, once).await
+        }
         Command::Restart {
             connection,
             forget_links,

@@ -29,6 +29,8 @@ pub struct SyncEnv {
     pub source: DirectorySource,
     /// Sync settings (scope, compiled mappings, policy).
     pub settings: SyncSettings,
+    /// Interval between cycles when run as a service.
+    pub interval: std::time::Duration,
 }
 
 /// Open a connection with its source, store and compiled mappings.
@@ -71,6 +73,7 @@ pub async fn open_sync(config_path: &Path, name: &str) -> Result<SyncEnv> {
             concurrency: cc.concurrency,
             membership_batch: 100,
         },
+        interval: cc.interval,
     })
 }
 

@@ -322,7 +322,7 @@ pub enum SourceError {
 }
 
 /// Something that reads the source directory.
-pub trait Source {
+pub trait Source: Send + Sync {
     /// A short description for logs, e.g. `JSON file directory.json`.
     fn describe(&self) -> String;
     /// Read everything. Bad records become issues; only whole-file failures
