@@ -62,7 +62,7 @@ mod tests {
 
     #[test]
     fn quarantine_follows_entras_schedule() {
-        let h = |n| Duration::from_secs(n * 3600);
+        let h = |n: u64| Duration::from_secs(n * 3600);
         assert_eq!(quarantine_delay(1), h(6));
         assert_eq!(quarantine_delay(2), h(12));
         assert_eq!(quarantine_delay(3), h(24));
