@@ -47,38 +47,6 @@ pub fn cycle_failed(failures: usize, attempted: usize) -> bool {
         || (attempted >= 5 && failures as f64 / attempted as f64 > FAILURE_RATIO)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        let i = Duration::from_secs(100);
-        assert_eq!(next_delay(i, 0.0), Duration::from_secs(90));
-        assert_eq!(next_delay(i, 1.0), Duration::from_secs(110));
-        assert_eq!(next_delay(i, 0.5), Duration::from_secs(100));
-        assert_eq!(next_delay(i, 7.0), Duration::from_secs(110), "clamped");
-    }
-
-    #[test]
-    fn quarantine_follows_entras_schedule() {
-        let h = |n: u64| Duration::from_secs(n * 3600);
-        assert_eq!(quarantine_delay(1), h(6));
-        assert_eq!(quarantine_delay(2), h(12));
-        assert_eq!(quarantine_delay(3), h(24));
-        assert_eq!(quarantine_delay(10), h(24));
-    }
-
-    #[test]
-    fn failure_ratio() {
-        assert!(!cycle_failed(1, 2), "too few objects to judge a ratio");
-        assert!(cycle_failed(2, 2), "everything failed");
-        assert!(!cycle_failed(0, 0));
-        assert!(!cycle_failed(2, 5));
-        assert!(cycle_failed(3, 5));
-    }
-}
-
 /// Run the service until SIGTERM or Ctrl-C: one task per connection, cycles
 /// at each connection's interval, at most `max_concurrent` cycles at once.
 /// With `once`, every connection runs one cycle and the service stops.
@@ -214,5 +182,37 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let i = Duration::from_secs(100);
+        assert_eq!(next_delay(i, 0.0), Duration::from_secs(90));
+        assert_eq!(next_delay(i, 1.0), Duration::from_secs(110));
+        assert_eq!(next_delay(i, 0.5), Duration::from_secs(100));
+        assert_eq!(next_delay(i, 7.0), Duration::from_secs(110), "clamped");
+    }
+
+    #[test]
+    fn quarantine_follows_entras_schedule() {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        assert_eq!(quarantine_delay(1), h(6));
+        assert_eq!(quarantine_delay(2), h(12));
+        assert_eq!(quarantine_delay(3), h(24));
+        assert_eq!(quarantine_delay(10), h(24));
+    }
+
+    #[test]
+    fn failure_ratio() {
+        assert!(!cycle_failed(1, 2), "too few objects to judge a ratio");
+        assert!(cycle_failed(2, 2), "everything failed");
+        assert!(!cycle_failed(0, 0));
+        assert!(!cycle_failed(2, 5));
+        assert!(cycle_failed(3, 5));
     }
 }
