@@ -423,10 +423,8 @@ impl Emu<'_> {
             .skip(start - 1)
             .take(count)
             .map(|mut r| {
-                if exclude_members {
-                    if let Some(o) = r.as_object_mut() {
-                        o.remove("members");
-                    }
+                if exclude_members && let Some(o) = r.as_object_mut() {
+                    o.remove("members");
                 }
                 r
             })
@@ -448,10 +446,9 @@ impl Emu<'_> {
                 let mut r = self.store(kind)[i].clone();
                 if q.iter()
                     .any(|(k, v)| k == "excludedAttributes" && v.contains("members"))
+                    && let Some(o) = r.as_object_mut()
                 {
-                    if let Some(o) = r.as_object_mut() {
-                        o.remove("members");
-                    }
+                    o.remove("members");
                 }
                 scim(200, r)
             }
@@ -459,29 +456,33 @@ impl Emu<'_> {
         }
     }
 
-    fn validate_user(&self, user: &mut Value) -> Result<(), Response> {
+    fn validate_user(&self, user: &mut Value) -> Result<(), Box<Response>> {
         if text(user, "userName").trim().is_empty() {
-            return Err(error(400, Some("invalidValue"), "userName is required"));
+            return Err(Box::new(error(
+                400,
+                Some("invalidValue"),
+                "userName is required",
+            )));
         }
         if self.profile == Profile::Rfpio {
             let name = text(user, "userName").to_string();
             if !name.contains('@') {
-                return Err(error(
+                return Err(Box::new(error(
                     400,
                     Some("invalidValue"),
                     "userName must be the user's email address",
-                ));
+                )));
             }
             match work_email(user) {
                 None => {
                     user["emails"] = json!([{"value": name, "type": "work", "primary": true}]);
                 }
                 Some(email) if !email.eq_ignore_ascii_case(&name) => {
-                    return Err(error(
+                    return Err(Box::new(error(
                         400,
                         Some("invalidValue"),
                         "userName must equal the email address",
-                    ));
+                    )));
                 }
                 Some(_) => {}
             }
@@ -499,12 +500,12 @@ impl Emu<'_> {
             obj.entry("active").or_insert(json!(true));
             normalise_active(&mut body);
             if let Err(r) = self.validate_user(&mut body) {
-                return r;
+                return *r;
             }
         } else if text(&body, "displayName").trim().is_empty() {
             return error(400, Some("invalidValue"), "displayName is required");
         }
-        if self.duplicate(kind, &text(&body, Self::key(kind)).to_string(), None) {
+        if self.duplicate(kind, text(&body, Self::key(kind)), None) {
             return self.conflict(kind);
         }
         self.st.next_id += 1;
@@ -731,14 +732,13 @@ fn apply(
                 }
                 other => return Err(format!("unknown op '{other}'")),
             }
-            if let Some(c) = container {
-                if obj
+            if let Some(c) = container
+                && obj
                     .get(&c)
                     .and_then(Value::as_object)
                     .is_some_and(Map::is_empty)
-                {
-                    obj.remove(&c);
-                }
+            {
+                obj.remove(&c);
             }
             Ok(())
         }
