@@ -12,13 +12,18 @@
 //! - [`resource_from_attributes`], [`attributes_from_resource`],
 //!   [`object_from_resource`], [`patch_from_changes`]: conversion between the
 //!   host's flat attributes and SCIM JSON resources.
+//! - [`endpoint::Endpoint`]: a service provider's URLs and the requests a
+//!   SCIM connector sends (find, get, create, patch, list, update with the
+//!   `noTarget` fallback), shared by the vendor connectors.
 
+pub mod endpoint;
 mod filter;
 mod list;
 mod patch;
 mod path;
 mod resource;
 
+pub use endpoint::Endpoint;
 pub use filter::{CompareOp, Filter, quote};
 pub use list::{ListResponse, cursor_to_start_index};
 pub use patch::{PatchOp, PatchOperation, PatchOperationKind, member_path, patch_succeeded};
