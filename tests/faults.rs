@@ -35,8 +35,7 @@ async fn sync_converges_through_faults_without_duplicates() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let plugin = common::plugin("provisio_plugin_scim");
-    let sha = provisio::runtime::plugin::sha256_hex(&std::fs::read(&plugin).unwrap());
+    let (plugin, sha) = common::pinned("provisio_plugin_scim");
     let users: Vec<Value> = (1..=30)
         .map(|i| json!({"id": format!("f{i:02}"), "userPrincipalName": format!("f{i:02}@example.com"), "displayName": format!("F {i}"), "accountEnabled": true}))
         .collect();
@@ -190,8 +189,7 @@ async fn escrow_defers_failures_until_restart() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let plugin = common::plugin("provisio_plugin_scim");
-    let sha = provisio::runtime::plugin::sha256_hex(&std::fs::read(&plugin).unwrap());
+    let (plugin, sha) = common::pinned("provisio_plugin_scim");
     std::fs::write(
         dir.path().join("directory.json"),
         json!({"users": [

@@ -33,8 +33,7 @@ struct Env {
 /// A config with one connection `target` of `plugin`, and a source `corp`.
 fn env(plugin: &str, origin: &str, settings: &str, token: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let path = common::plugin(&format!("provisio_plugin_{plugin}"));
-    let sha = provisio::runtime::plugin::sha256_hex(&std::fs::read(&path).unwrap());
+    let (path, sha) = common::pinned(&format!("provisio_plugin_{plugin}"));
     let config = dir.path().join("provisio.toml");
     let directory = dir.path().join("directory.json");
     std::fs::write(
@@ -78,35 +77,24 @@ deletion_threshold = 50
 
 impl Env {
     fn run(&mut self, token: &str, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env(TOKEN_ENV, token)
-            .env("PROVISIO_LOG", "debug")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        self.transcript.push_str(&format!(
-            "$ provisio {}\n{stdout}{stderr}\n",
-            args.join(" ")
-        ));
-        (out.status.success(), stdout, stderr)
+        common::provisio(
+            &self.config,
+            &[(TOKEN_ENV, token), ("PROVISIO_LOG", "debug")],
+            args,
+            &mut self.transcript,
+        )
     }
 
     fn ok(&mut self, args: &[&str]) -> Value {
         let token = self.token.clone();
-        let (ok, stdout, stderr) = self.run(&token, args);
-        assert!(ok, "provisio {args:?} failed:\n{stderr}");
-        serde_json::from_str(&stdout).unwrap_or(Value::String(stdout))
+        let ran = self.run(&token, args);
+        common::expect_ok(args, ran)
     }
 
     fn fails(&mut self, args: &[&str]) -> String {
         let token = self.token.clone();
-        let (ok, _, stderr) = self.run(&token, args);
-        assert!(!ok, "provisio {args:?} should have failed");
-        stderr
+        let ran = self.run(&token, args);
+        common::expect_failure(args, ran)
     }
 
     fn sync(&mut self) -> Value {

@@ -26,8 +26,7 @@ const TOKEN_ENV: &str = "PROVISIO_TEST_SCIM_TOKEN";
 fn setup(token: &str, wrong_token: Option<&str>) -> Env {
     let server = scim_server::start(token);
     let dir = tempfile::tempdir().unwrap();
-    let plugin = common::plugin("provisio_plugin_scim");
-    let sha = provisio::runtime::plugin::sha256_hex(&std::fs::read(&plugin).unwrap());
+    let (plugin, sha) = common::pinned("provisio_plugin_scim");
     let config = dir.path().join("provisio.toml");
     let _ = wrong_token;
     std::fs::write(
@@ -68,35 +67,24 @@ allowed_hosts = ["{origin}"]
 impl Env {
     /// Run the CLI; returns (success, stdout, stderr) and records everything.
     fn run(&mut self, token: &str, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env(TOKEN_ENV, token)
-            .env("PROVISIO_LOG", "trace")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        self.transcript.push_str(&format!(
-            "$ provisio {}\n{stdout}{stderr}\n",
-            args.join(" ")
-        ));
-        (out.status.success(), stdout, stderr)
+        common::provisio(
+            &self.config,
+            &[(TOKEN_ENV, token), ("PROVISIO_LOG", "trace")],
+            args,
+            &mut self.transcript,
+        )
     }
 
     fn ok(&mut self, args: &[&str]) -> Value {
         let token = self.server.token.clone();
-        let (ok, stdout, stderr) = self.run(&token, args);
-        assert!(ok, "provisio {args:?} failed:\n{stderr}");
-        serde_json::from_str(&stdout).unwrap_or(Value::String(stdout))
+        let ran = self.run(&token, args);
+        common::expect_ok(args, ran)
     }
 
     fn fails(&mut self, args: &[&str]) -> String {
         let token = self.server.token.clone();
-        let (ok, _, stderr) = self.run(&token, args);
-        assert!(!ok, "provisio {args:?} should have failed");
-        stderr
+        let ran = self.run(&token, args);
+        common::expect_failure(args, ran)
     }
 
     /// Read a resource straight from the SCIM server, bypassing Provisio.

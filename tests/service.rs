@@ -22,8 +22,7 @@ fn directory(n: usize) -> String {
 }
 
 fn config(dir: &std::path::Path, origin: &str, base: &str) -> std::path::PathBuf {
-    let plugin = common::plugin("provisio_plugin_scim");
-    let sha = provisio::runtime::plugin::sha256_hex(&std::fs::read(&plugin).unwrap());
+    let (plugin, sha) = common::pinned("provisio_plugin_scim");
     let path = dir.join("provisio.toml");
     std::fs::write(
         &path,

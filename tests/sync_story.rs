@@ -123,8 +123,7 @@ impl Story {
         let token = format!("story-token-{}-x9", std::process::id());
         let server = scim_server::start(&token);
         let dir = tempfile::tempdir().unwrap();
-        let plugin = common::plugin("provisio_plugin_scim");
-        let sha = provisio::runtime::plugin::sha256_hex(&std::fs::read(&plugin).unwrap());
+        let (plugin, sha) = common::pinned("provisio_plugin_scim");
         let config = dir.path().join("provisio.toml");
         let directory = dir.path().join("directory.json");
         std::fs::write(

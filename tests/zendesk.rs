@@ -33,8 +33,7 @@ struct Env {
 fn setup(token: &str) -> Env {
     let emu = zendesk::start(ADMIN, token);
     let dir = tempfile::tempdir().unwrap();
-    let plugin = common::plugin("provisio_plugin_zendesk");
-    let sha = provisio::runtime::plugin::sha256_hex(&std::fs::read(&plugin).unwrap());
+    let (plugin, sha) = common::pinned("provisio_plugin_zendesk");
     let config = dir.path().join("provisio.toml");
     let directory = dir.path().join("directory.json");
     std::fs::write(
@@ -92,35 +91,24 @@ allowed_hosts = ["{origin}"]
 impl Env {
     /// Run the CLI; returns (success, stdout, stderr) and records everything.
     fn run(&mut self, token: &str, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_provisio"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env(TOKEN_ENV, token)
-            .env("PROVISIO_LOG", "trace")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        self.transcript.push_str(&format!(
-            "$ provisio {}\n{stdout}{stderr}\n",
-            args.join(" ")
-        ));
-        (out.status.success(), stdout, stderr)
+        common::provisio(
+            &self.config,
+            &[(TOKEN_ENV, token), ("PROVISIO_LOG", "trace")],
+            args,
+            &mut self.transcript,
+        )
     }
 
     fn ok(&mut self, args: &[&str]) -> Value {
         let token = self.emu.token.clone();
-        let (ok, stdout, stderr) = self.run(&token, args);
-        assert!(ok, "provisio {args:?} failed:\n{stderr}");
-        serde_json::from_str(&stdout).unwrap_or(Value::String(stdout))
+        let ran = self.run(&token, args);
+        common::expect_ok(args, ran)
     }
 
     fn fails(&mut self, args: &[&str]) -> String {
         let token = self.emu.token.clone();
-        let (ok, _, stderr) = self.run(&token, args);
-        assert!(!ok, "provisio {args:?} should have failed");
-        stderr
+        let ran = self.run(&token, args);
+        common::expect_failure(args, ran)
     }
 }
 

@@ -150,3 +150,45 @@ pub async fn fixture(redirect_to: Option<String>) -> Fixture {
         seen,
     }
 }
+
+/// A built plugin's path and the sha256 a config pins it with.
+pub fn pinned(file_stem: &str) -> (PathBuf, String) {
+    let path = plugin(file_stem);
+    let sha = provisio::runtime::plugin::sha256_hex(&std::fs::read(&path).unwrap());
+    (path, sha)
+}
+
+/// Run the `provisio` binary with `--config`, the environment and the
+/// arguments; append everything it printed to `transcript`.
+pub fn provisio(
+    config: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    transcript: &mut String,
+) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_provisio"));
+    cmd.arg("--config").arg(config).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    transcript.push_str(&format!(
+        "$ provisio {}\n{stdout}{stderr}\n",
+        args.join(" ")
+    ));
+    (out.status.success(), stdout, stderr)
+}
+
+/// The JSON (or text) a run printed; fails the test, showing stderr, if it failed.
+pub fn expect_ok(args: &[&str], (ok, stdout, stderr): (bool, String, String)) -> serde_json::Value {
+    assert!(ok, "provisio {args:?} failed:\n{stderr}");
+    serde_json::from_str(&stdout).unwrap_or(serde_json::Value::String(stdout))
+}
+
+/// The stderr of a run that must fail.
+pub fn expect_failure(args: &[&str], (ok, _, stderr): (bool, String, String)) -> String {
+    assert!(!ok, "provisio {args:?} should have failed");
+    stderr
+}
