@@ -18,7 +18,7 @@ use crate::model::{Attribute, ObjectKind, Value};
 use crate::reconcile::{self, Action, Desired, Lifecycle, Linked, Policy, SourceState};
 use crate::runtime::Connection;
 use crate::scope::{self, ScopeConfig};
-use crate::source::{Deletion, Source, SourceIssue};
+use crate::source::{Deletion, Source, SourceIssue, SourceRead};
 use crate::store::{CycleStatus, CycleType, LinkState, LogAction, LogStatus, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -245,22 +245,33 @@ impl Cycle<'_> {
         self.connection.name()
     }
 
-    fn policy(&self) -> Policy {
+    /// The reconcile policy for one kind. Groups have no enabled state, so
+    /// they are never disabled: leaving scope deletes them.
+    fn policy(&self, kind: ObjectKind) -> Policy {
         use crate::model::Capability;
         let caps = &self.connection.plugin().manifest.capabilities;
         Policy {
             skip_out_of_scope_deletions: self.settings.skip_out_of_scope_deletions,
-            can_disable: caps.contains(&Capability::Disable),
+            can_disable: kind == ObjectKind::User && caps.contains(&Capability::Disable),
             can_delete: caps.contains(&Capability::Delete),
         }
     }
 
+    /// Read the source (once per cycle: every plan of the cycle uses this read).
+    pub fn read_source(&self) -> Result<SourceRead, CycleError> {
+        self.source
+            .read()
+            .map_err(|e| CycleError::Source(e.to_string()))
+    }
+
     /// Import, scope, map and reconcile: the plan, without any target call.
     pub fn plan(&self) -> Result<Plan, CycleError> {
-        let read = self
-            .source
-            .read()
-            .map_err(|e| CycleError::Source(e.to_string()))?;
+        self.plan_from(&self.read_source()?)
+    }
+
+    /// Scope, map and reconcile one read of the source against the store as
+    /// it is now.
+    pub fn plan_from(&self, read: &SourceRead) -> Result<Plan, CycleError> {
         let dir = &read.directory;
         let scope = scope::evaluate(dir, self.name(), &self.settings.scope);
         if let Some(e) = &scope.config_error {
@@ -284,7 +295,6 @@ impl Cycle<'_> {
             .into_iter()
             .map(|l| (l.source_id.clone(), l))
             .collect();
-        let policy = self.policy();
         let mut plan = Plan {
             issues: read.issues.clone(),
             ..Plan::default()
@@ -314,7 +324,7 @@ impl Cycle<'_> {
                 enabled,
                 link,
                 &user_links,
-                policy,
+                self.policy(ObjectKind::User),
             );
             plan.objects.push(entry);
         }
@@ -343,11 +353,7 @@ impl Cycle<'_> {
                 true,
                 link,
                 &user_links,
-                // Groups have no enabled state: leaving scope deletes them.
-                Policy {
-                    can_disable: false,
-                    ..policy
-                },
+                self.policy(ObjectKind::Group),
             );
             plan.objects.push(entry);
         }
@@ -381,15 +387,7 @@ impl Cycle<'_> {
                     matching: vec![],
                 };
                 let link = linked(l);
-                let policy = if kind == ObjectKind::Group {
-                    Policy {
-                        can_disable: false,
-                        ..policy
-                    }
-                } else {
-                    policy
-                };
-                let action = reconcile::decide(&desired, Some(&link), policy);
+                let action = reconcile::decide(&desired, Some(&link), self.policy(kind));
                 plan.objects.push(Planned {
                     desired,
                     link: Some(link),
@@ -586,7 +584,8 @@ impl Cycle<'_> {
             self.settings.concurrency,
         );
         exec.resume_intents().await;
-        let plan = self.plan()?;
+        let read = self.read_source()?;
+        let plan = self.plan_from(&read)?;
         let mut outcomes: Vec<Outcome> = Vec::new();
         for issue in &plan.issues {
             exec.log_source_issue(issue);
@@ -613,7 +612,8 @@ impl Cycle<'_> {
         outcomes.extend(exec.run_objects(users).await);
         outcomes.extend(exec.run_objects(groups).await);
         // Phase 2: reference resolution (managers created in this cycle).
-        let again = self.plan()?;
+        // Against the links as they are now, from the same read of the source.
+        let again = self.plan_from(&read)?;
         let refs: Vec<&Planned> = again
             .objects
             .iter()

@@ -236,7 +236,8 @@ pub fn render_plan(name: &str, plan: &Plan) -> String {
 pub async fn provision(config: &Path, name: &str, kind: ObjectKind, id: &str) -> Result<()> {
     let env = open_sync(config, name).await?;
     let cycle = env.cycle();
-    let plan = cycle.plan()?;
+    let read = cycle.read_source()?;
+    let plan = cycle.plan_from(&read)?;
     let Some(target) = plan
         .objects
         .iter()
@@ -262,7 +263,7 @@ pub async fn provision(config: &Path, name: &str, kind: ObjectKind, id: &str) ->
     objects.push(target);
     let ran = exec.run_objects(objects).await;
     if kind == ObjectKind::Group {
-        let again = cycle.plan()?;
+        let again = cycle.plan_from(&read)?;
         let mut m: Vec<_> = again
             .memberships
             .into_iter()
