@@ -9,4 +9,4 @@ for toml in plugins/*/Cargo.toml tests/plugins/*/Cargo.toml; do
   pkgs+=(-p "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$toml" | head -1)")
 done
 cargo build --release --target wasm32-wasip2 "${pkgs[@]}"
-ls -l target/wasm32-wasip2/release/*.wasm >&2
+ls -l "${CARGO_TARGET_DIR:-target}"/wasm32-wasip2/release/*.wasm >&2
