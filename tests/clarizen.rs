@@ -117,16 +117,27 @@ impl Env {
         common::expect_failure(args, ran)
     }
 
-    /// The password must appear nowhere: output, logs, the store's files.
+    /// The password must appear nowhere: output, logs (trace level), the
+    /// store's files. Neither may any session id the emulator issued.
     fn assert_password_never_leaked(&self) {
         let pw = password();
         let escaped = serde_json::to_string(&pw).unwrap();
         let escaped = escaped.trim_matches('"');
+        let sessions = self.emu.session_ids();
+        assert!(!sessions.is_empty(), "the connector logged in");
         assert!(
             !self.transcript.contains(&pw) && !self.transcript.contains(escaped),
             "the password leaked into output"
         );
-        for file in files_under(&self.dir.path().join("state")) {
+        for s in &sessions {
+            assert!(
+                !self.transcript.contains(s),
+                "a session id leaked into output"
+            );
+        }
+        let files = files_under(&self.dir.path().join("state"));
+        assert!(!files.is_empty());
+        for file in files {
             let bytes = std::fs::read(&file).unwrap();
             let text = String::from_utf8_lossy(&bytes);
             assert!(
@@ -134,6 +145,13 @@ impl Env {
                 "the password leaked into {}",
                 file.display()
             );
+            for s in &sessions {
+                assert!(
+                    !text.contains(s),
+                    "a session id leaked into {}",
+                    file.display()
+                );
+            }
         }
     }
 }
