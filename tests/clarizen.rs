@@ -688,7 +688,6 @@ fn sync_a_small_directory() {
         .map(|n| row(n, &format!("Given{n:02}"), "Engineer", ACTIVE))
         .collect();
     assert_eq!(contents(&env.emu), expected);
-    assert_eq!(env.emu.quota_answers(), 0);
 
     // 2. Nothing changed: no target call at all.
     let s = sync(&mut env);
@@ -736,9 +735,10 @@ fn sync_a_small_directory() {
 
 #[test]
 fn sync_converges_through_faults_without_duplicates() {
-    // Above the quota's 25/s in the first second (the bucket starts full), so
-    // the emulator's own quota answers too.
-    let mut env = setup(20);
+    // Under the quota's 25/s (a full bucket of 12 plus 12/s refill): the
+    // quota answers come from the every-n-th switch, so the number of faults
+    // does not depend on the machine's load.
+    let mut env = setup(12);
     let dir = Dir::new(1..=16, 1..=16);
     dir.write(&env.directory);
     let c = &env.emu.controls;
