@@ -1,0 +1,109 @@
+//! The connector's manifest: settings, secret, hosts and default mappings.
+
+use provisio_sdk::prelude::*;
+
+/// The setting holding the Clarizen admin's user name (Entra's "Admin User Name").
+pub const USER_NAME: &str = "user_name";
+/// The setting holding the API entry point used for server discovery.
+pub const API_URL: &str = "api_url";
+/// The default of [`API_URL`]: Clarizen's global REST API V2 entry point.
+pub const DEFAULT_API_URL: &str = "https://api.clarizen.com/V2.0/services";
+/// The name of the admin password secret (Entra's "Admin Password").
+pub const PASSWORD_SECRET: &str = "password";
+
+/// The default user mappings. The seed tutorial names no attribute table, so
+/// these are a reconstruction over Clarizen's User fields: users are matched
+/// by `UserName` (unique in Clarizen) from the user principal name.
+pub fn user_mappings() -> Vec<Mapping> {
+    vec![
+        Mapping::new("UserName", "[userPrincipalName]").matching(1),
+        Mapping::new("Email", "Coalesce([mail], [userPrincipalName])"),
+        Mapping::new(
+            "active",
+            r#"Switch([IsSoftDeleted], , "False", "True", "True", "False")"#,
+        ),
+        Mapping::new("FirstName", "[givenName]"),
+        Mapping::new("LastName", "[surname]"),
+        Mapping::new("JobTitle", "[jobTitle]"),
+        Mapping::new("OfficePhone", "[telephoneNumber]"),
+        Mapping::new("MobilePhone", "[mobile]"),
+        Mapping::new("ExternalID", "[id]"),
+    ]
+}
+
+/// The manifest.
+pub fn manifest() -> Manifest {
+    Manifest {
+        name: "clarizen".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        description: "Clarizen (REST API V2): users; server discovery and session login, \
+                      disable/enable through the lifecycle API, delete."
+            .into(),
+        vendor: "Clarizen".into(),
+        capabilities: vec![
+            Capability::Users,
+            Capability::Disable,
+            Capability::Delete,
+            Capability::List,
+        ],
+        settings: vec![
+            SettingSpec::required(
+                USER_NAME,
+                "User name of a Clarizen admin (Entra's 'Admin User Name'); provisioning runs as this user",
+            ),
+            SettingSpec::optional(
+                API_URL,
+                "Clarizen REST API V2 entry point used for server discovery (getServerDefinition); \
+                 override for tests and proxies",
+                Some(DEFAULT_API_URL),
+            ),
+        ],
+        secrets: vec![SecretSpec::required(
+            PASSWORD_SECRET,
+            "Password of the admin user (Entra's 'Admin Password'); sent only in the discovery and login bodies",
+        )],
+        hosts: vec![format!("{{{API_URL}}}"), "https://*.clarizen.com".into()],
+        user_mappings: user_mappings(),
+        group_mappings: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_shape() {
+        let m = manifest();
+        assert_eq!(m.name, "clarizen");
+        assert_eq!(
+            m.hosts,
+            vec![
+                "{api_url}".to_string(),
+                "https://*.clarizen.com".to_string()
+            ]
+        );
+        assert_eq!(m.secrets.len(), 1);
+        assert_eq!(m.secrets[0].name, "password");
+        let required: Vec<_> = m
+            .settings
+            .iter()
+            .filter(|s| s.required)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(required, vec!["user_name"]);
+        let api = m.settings.iter().find(|s| s.name == API_URL);
+        assert_eq!(
+            api.and_then(|s| s.default_value.as_deref()),
+            Some(DEFAULT_API_URL)
+        );
+        assert!(!m.capabilities.contains(&Capability::Groups));
+        let matching: Vec<_> = user_mappings()
+            .into_iter()
+            .filter(|m| m.matching_precedence.is_some())
+            .map(|m| m.target)
+            .collect();
+        assert_eq!(matching, vec!["UserName".to_string()]);
+        assert!(m.group_mappings.is_empty());
+    }
+}
