@@ -975,7 +975,8 @@ mod tests {
         assert!(matches!(denied, HttpError::Denied(_)), "{denied:?}");
 
         let records = interceptor.records();
-        let summary: Vec<(Method, Decision, Option<u16>, Option<Fault>, bool)> = records
+        type Summary = (Method, Decision, Option<u16>, Option<Fault>, bool);
+        let summary: Vec<Summary> = records
             .iter()
             .map(|r| (r.method, r.decision, r.status, r.fault, r.declared))
             .collect();
