@@ -27,12 +27,12 @@ mod checks;
 mod fixtures;
 mod report;
 
-pub use report::{Check, Report, Status};
-
 use provisio::capabilities::intercept::Interceptor;
 use provisio::config::{Config, ConfigError};
-use provisio::model::Value;
+/// Attribute values, for [`Options::user_attributes`] and [`Options::group_attributes`].
+pub use provisio::model::Value;
 use provisio::runtime::{ConnectionError, PluginError, Runtime, RuntimeError};
+pub use report::{Check, Report, Status};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
