@@ -16,7 +16,12 @@
 //!    guest sees it (a server that echoes the token cannot leak it);
 //! 5. writes one audit record (`target: provisio::audit`): decision, method,
 //!    origin and path, status, bytes, milliseconds.
+//!
+//! A connection attached from Rust code to an [`Interceptor`] (the conformance
+//! kit's hook, see [`super::intercept`]) also records each hop there and may
+//! have a fault injected after steps 1–2: a lost response or a 429.
 
+use super::intercept::{Decision, EgressRecord, Fault, Interceptor};
 use super::secrets::{GrantedSecrets, SecretError, redact_with};
 use base64::Engine as _;
 use std::fmt;
@@ -346,6 +351,8 @@ pub struct HttpPolicy {
     pub max_redirects: usize,
     /// The connection's request budget (shared by all its calls).
     pub limiter: std::sync::Arc<super::ratelimit::RateLimiter>,
+    /// The conformance kit's hook (never set from configuration).
+    pub interceptor: Option<Interceptor>,
 }
 
 /// Headers a guest may not set: the host owns framing and routing.
@@ -397,14 +404,28 @@ impl HttpClient {
                 .send_one(policy, method, &url, &request, body.as_ref())
                 .await;
             let ms = started.elapsed().as_millis() as u64;
-            let (resp, used_secrets) = match response {
+            let (resp, used_secrets, fault) = match response {
                 Ok(r) => r,
-                Err(e) => {
+                Err((e, fault)) => {
                     audit_failure(policy, method, &url, &e, ms);
+                    let decision = if matches!(e, HttpError::Denied(_)) {
+                        Decision::Denied
+                    } else {
+                        Decision::Failed
+                    };
+                    intercept_record(policy, method, &url, decision, None, fault);
                     return Err(e);
                 }
             };
             audit_allowed(policy, method, &url, resp.status, resp.body.len(), ms, hop);
+            intercept_record(
+                policy,
+                method,
+                &url,
+                Decision::Allowed,
+                Some(resp.status),
+                fault,
+            );
             let location = resp
                 .headers
                 .iter()
@@ -444,7 +465,46 @@ impl HttpClient {
         url: &Url,
         request: &OutboundRequest,
         body: Option<&Vec<Segment>>,
-    ) -> Result<(InboundResponse, Vec<String>), HttpError> {
+    ) -> Result<(InboundResponse, Vec<String>, Option<Fault>), (HttpError, Option<Fault>)> {
+        let (request, used) = self
+            .prepare(policy, method, url, request, body)
+            .map_err(|e| (e, None))?;
+        let fault = policy
+            .interceptor
+            .as_ref()
+            .and_then(|i| i.take_fault(method));
+        if let Some(Fault::RateLimit { retry_after }) = fault {
+            let response = injected_429(retry_after);
+            super::ratelimit::observe(&policy.limiter, response.status, &response.headers);
+            return Ok((response, used, fault));
+        }
+        let response = self
+            .execute(policy, url, request)
+            .await
+            .map_err(|e| (e, fault))?;
+        if fault == Some(Fault::LoseResponse) {
+            return Err((
+                HttpError::Timeout(format!(
+                    "the response from {} was lost (fault injected by the host's interceptor \
+                     after the request was sent)",
+                    origin_of(url)
+                )),
+                fault,
+            ));
+        }
+        Ok((response, used, fault))
+    }
+
+    /// Steps 1 and 2 of a hop: the allowlist, then the request with its
+    /// secrets substituted (and the values used, for scrubbing).
+    fn prepare(
+        &self,
+        policy: &HttpPolicy,
+        method: Method,
+        url: &Url,
+        request: &OutboundRequest,
+        body: Option<&Vec<Segment>>,
+    ) -> Result<(reqwest::Request, Vec<String>), HttpError> {
         policy.allowlist.check(url).map_err(HttpError::Denied)?;
         let mut used = Vec::new();
         let mut builder = self
@@ -481,6 +541,16 @@ impl HttpClient {
         let request = builder.build().map_err(|e| {
             HttpError::InvalidRequest(redact_with(&e.to_string(), used.iter().map(String::as_str)))
         })?;
+        Ok((request, used))
+    }
+
+    /// Step 3 of a hop: send, observe rate-limit headers, read the capped body.
+    async fn execute(
+        &self,
+        policy: &HttpPolicy,
+        url: &Url,
+        request: reqwest::Request,
+    ) -> Result<InboundResponse, HttpError> {
         let mut resp = self
             .client
             .execute(request)
@@ -510,14 +580,49 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((
-            InboundResponse {
-                status,
-                headers,
-                body,
-            },
-            used,
-        ))
+        Ok(InboundResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// The 429 a [`Fault::RateLimit`] answers with.
+fn injected_429(retry_after: std::time::Duration) -> InboundResponse {
+    let secs = retry_after.as_secs().max(1);
+    InboundResponse {
+        status: 429,
+        headers: vec![
+            ("retry-after".to_string(), secs.to_string()),
+            ("content-type".to_string(), "application/json".to_string()),
+        ],
+        body: format!(
+            r#"{{"error":"TooManyRequests","description":"rate limited (fault injected by the host's interceptor); retry after {secs} s"}}"#
+        )
+        .into_bytes(),
+    }
+}
+
+/// Hand one hop to the connection's interceptor, if it has one.
+fn intercept_record(
+    policy: &HttpPolicy,
+    method: Method,
+    url: &Url,
+    decision: Decision,
+    status: Option<u16>,
+    fault: Option<Fault>,
+) {
+    if let Some(i) = &policy.interceptor {
+        i.record(EgressRecord {
+            method,
+            origin: origin_of(url),
+            path: url.path().to_string(),
+            declared: policy.allowlist.declared().iter().any(|p| p.matches(url)),
+            decision,
+            status,
+            fault,
+        });
     }
 }
 
@@ -769,5 +874,136 @@ mod tests {
         let out = scrub(resp, &["tok-123456".to_string()]);
         assert_eq!(out.headers[0].1, "Bearer [REDACTED]");
         assert_eq!(out.body, br#"{"auth":"Bearer [REDACTED]"}"#.to_vec());
+    }
+
+    /// A loopback server counting the requests it receives.
+    async fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = std::sync::Arc::new(AtomicUsize::new(0));
+        let h2 = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let hits = h2.clone();
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                "{\"id\":\"1\"}"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (origin, hits)
+    }
+
+    fn intercepted_policy(origin: &str, interceptor: &Interceptor) -> HttpPolicy {
+        HttpPolicy {
+            connection: "t".into(),
+            allowlist: Allowlist::new(vec![p(origin)], vec![p(origin), p("http://127.0.0.2:9")]),
+            secrets: GrantedSecrets::default(),
+            timeout: Duration::from_secs(10),
+            max_response_bytes: 1 << 20,
+            max_redirects: 0,
+            limiter: std::sync::Arc::new(super::super::ratelimit::RateLimiter::new(1000.0)),
+            interceptor: Some(interceptor.clone()),
+        }
+    }
+
+    fn req(method: Method, url: String) -> OutboundRequest {
+        OutboundRequest {
+            method,
+            url,
+            headers: Vec::new(),
+            auth: None,
+            body: Some(vec![Segment::Text("{}".into())]),
+        }
+    }
+
+    #[tokio::test]
+    async fn interceptor_loses_a_sent_response_and_substitutes_a_429() {
+        use std::sync::atomic::Ordering;
+        let (origin, hits) = counting_server().await;
+        let interceptor = Interceptor::new();
+        let policy = intercepted_policy(&origin, &interceptor);
+        let client = HttpClient::new().unwrap();
+
+        // Lost response: the write reaches the server, the guest sees a timeout.
+        interceptor.arm(Fault::LoseResponse);
+        let ok = client
+            .send(&policy, req(Method::Get, format!("{origin}/Users")))
+            .await
+            .unwrap();
+        assert_eq!(ok.status, 200, "a read is not faulted by LoseResponse");
+        let lost = client
+            .send(&policy, req(Method::Post, format!("{origin}/Users")))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(lost, HttpError::Timeout(ref m) if m.contains("lost")),
+            "{lost:?}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "the lost write was sent");
+
+        // 429: not sent; Retry-After as armed.
+        interceptor.arm(Fault::RateLimit {
+            retry_after: Duration::from_secs(3),
+        });
+        let limited = client
+            .send(&policy, req(Method::Get, format!("{origin}/Users/1")))
+            .await
+            .unwrap();
+        assert_eq!(limited.status, 429);
+        assert!(
+            limited
+                .headers
+                .iter()
+                .any(|(k, v)| k == "retry-after" && v == "3"),
+            "{:?}",
+            limited.headers
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "a substituted 429 is not sent"
+        );
+
+        // A request outside the declared hosts is denied and recorded as such.
+        let denied = client
+            .send(&policy, req(Method::Get, "http://127.0.0.2:9/x".into()))
+            .await
+            .unwrap_err();
+        assert!(matches!(denied, HttpError::Denied(_)), "{denied:?}");
+
+        let records = interceptor.records();
+        type Summary = (Method, Decision, Option<u16>, Option<Fault>, bool);
+        let summary: Vec<Summary> = records
+            .iter()
+            .map(|r| (r.method, r.decision, r.status, r.fault, r.declared))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (Method::Get, Decision::Allowed, Some(200), None, true),
+                (
+                    Method::Post,
+                    Decision::Failed,
+                    None,
+                    Some(Fault::LoseResponse),
+                    true
+                ),
+                (
+                    Method::Get,
+                    Decision::Allowed,
+                    Some(429),
+                    Some(Fault::RateLimit {
+                        retry_after: Duration::from_secs(3)
+                    }),
+                    true
+                ),
+                (Method::Get, Decision::Denied, None, None, false),
+            ]
+        );
+        assert_eq!(records[1].path, "/Users");
+        assert!(interceptor.armed().is_empty());
     }
 }

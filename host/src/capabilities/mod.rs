@@ -10,8 +10,11 @@
 //!   also the [`secrets::Redactor`] that scrubs known values from all output.
 //! - [`log`]: structured guest logging, size-capped and rate-limited.
 //! - [`kv`]: a small per-connection cache with expiry.
+//! - [`intercept`]: a hook reachable only from Rust code (the conformance kit)
+//!   that records every HTTP hop and injects faults (a lost response, a 429).
 
 pub mod http;
+pub mod intercept;
 pub mod kv;
 pub mod log;
 pub mod ratelimit;

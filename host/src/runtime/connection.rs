@@ -10,6 +10,7 @@ use super::bindings::{PluginPre, guest};
 use super::sandbox::{self, CallError, ConnectionContext, Limits, StoreState};
 use super::{Plugin, Runtime};
 use crate::capabilities::http::{Allowlist, HostPattern, HttpPolicy, fill_pattern};
+use crate::capabilities::intercept::Interceptor;
 use crate::capabilities::kv::{KvCache, KvLimits};
 use crate::capabilities::log::GuestLog;
 use crate::capabilities::secrets::{GrantedSecrets, Secret};
@@ -147,6 +148,28 @@ impl Runtime {
         plugin: Arc<Plugin>,
         spec: ConnectionSpec,
     ) -> Result<Connection, ConnectionError> {
+        self.connect_with(plugin, spec, None)
+    }
+
+    /// Like [`Runtime::connect`], with an [`Interceptor`] on the connection's
+    /// HTTP traffic: every hop is recorded there and armed faults are
+    /// injected. For the conformance kit and tests only; configuration
+    /// cannot reach this.
+    pub fn connect_intercepted(
+        &self,
+        plugin: Arc<Plugin>,
+        spec: ConnectionSpec,
+        interceptor: Interceptor,
+    ) -> Result<Connection, ConnectionError> {
+        self.connect_with(plugin, spec, Some(interceptor))
+    }
+
+    fn connect_with(
+        &self,
+        plugin: Arc<Plugin>,
+        spec: ConnectionSpec,
+        interceptor: Option<Interceptor>,
+    ) -> Result<Connection, ConnectionError> {
         let m: &Manifest = &plugin.manifest;
         let (connection, pname) = (spec.name.clone(), plugin.name.clone());
         for s in &m.settings {
@@ -227,6 +250,7 @@ impl Runtime {
                 limiter: std::sync::Arc::new(crate::capabilities::ratelimit::RateLimiter::new(
                     limits.requests_per_second,
                 )),
+                interceptor,
             },
             http_client: self.http.clone(),
             log: GuestLog::new(spec.name.clone(), plugin.name.clone(), limits.log),

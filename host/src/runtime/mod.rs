@@ -148,6 +148,7 @@ impl Runtime {
                 limiter: std::sync::Arc::new(crate::capabilities::ratelimit::RateLimiter::new(
                     limits.requests_per_second,
                 )),
+                interceptor: None,
             },
             http_client: self.http.clone(),
             log: GuestLog::new(plugin_name, plugin_name, limits.log),
