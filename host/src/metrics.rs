@@ -169,6 +169,6 @@ mod tests {
         );
         assert!(text.contains(r#"provisio_quarantined{connection="unit-m"} 1"#));
         assert!(text.contains(r#"provisio_request_seconds_count{connection="unit-m"} 1"#));
-        assert!(text.contains("# TYPE provisio_actions counter"));
+        assert!(text.contains("# TYPE provisio_cycles counter"), "{text}");
     }
 }
