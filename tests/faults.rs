@@ -31,6 +31,7 @@ async fn sync_converges_through_faults_without_duplicates() {
             every_nth_503: 13,
             every_nth_post_lost: 4,
             reject_body_containing: None,
+            ..Default::default()
         },
     )
     .await;

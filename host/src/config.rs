@@ -104,6 +104,16 @@ struct RawConfig {
     connections: BTreeMap<String, RawConnection>,
     #[serde(default)]
     sources: BTreeMap<String, RawSource>,
+    service: Option<Spanned<RawService>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    listen: Option<Spanned<String>>,
+    token_secret: Option<Spanned<String>>,
+    max_concurrent_cycles: Option<Spanned<usize>>,
+    log_retention_days: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +254,35 @@ pub struct ConnectionConfig {
 /// Default of `deletion_threshold` (Entra's default for its accidental-deletions prevention).
 pub const DEFAULT_DELETION_THRESHOLD: usize = 500;
 
+/// `[service]`: how `provisio run` serves its admin API and schedules cycles.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Address of the admin API (`None`: no API).
+    pub listen: Option<std::net::SocketAddr>,
+    /// The `[secrets.*]` entry holding the API's bearer token.
+    pub token_secret: Option<String>,
+    /// Cycles that may run at once across all connections.
+    pub max_concurrent_cycles: usize,
+    /// Provisioning log records older than this are deleted.
+    pub log_retention: Duration,
+}
+
+/// Default of `[service] max_concurrent_cycles`.
+pub const DEFAULT_MAX_CONCURRENT_CYCLES: usize = 4;
+/// Default of `[service] log_retention_days` (Entra keeps 30 days).
+pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            listen: None,
+            token_secret: None,
+            max_concurrent_cycles: DEFAULT_MAX_CONCURRENT_CYCLES,
+            log_retention: Duration::from_secs(u64::from(DEFAULT_LOG_RETENTION_DAYS) * 86_400),
+        }
+    }
+}
+
 /// A source entry.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
@@ -266,6 +305,8 @@ pub struct Config {
     pub limits: Limits,
     /// The SQLite state file.
     pub store_path: PathBuf,
+    /// `[service]`.
+    pub service: ServiceConfig,
     sources: BTreeMap<String, SourceConfig>,
     plugins: BTreeMap<String, PluginConfig>,
     secrets: BTreeMap<String, SecretConfig>,
@@ -497,13 +538,6 @@ impl Config {
                 .into_iter()
                 .next()
                 .ok_or_else(|| cx.at(span.clone(), "secrets", "no source"))?;
-            if s.hosts.get_ref().is_empty() {
-                return Err(cx.at(
-                    span,
-                    format!("{field}.hosts"),
-                    "bind the secret to at least one origin it may be sent to, e.g. hosts = [\"https://acme.zendesk.com\"]",
-                ));
-            }
             let mut hosts = Vec::new();
             for h in s.hosts.get_ref() {
                 hosts.push(
@@ -546,6 +580,19 @@ impl Config {
                             "no secret named '{}' (defined: {}); add a [secrets.{}] table",
                             op.get_ref(),
                             list(secrets.keys()),
+                            op.get_ref()
+                        ),
+                    ));
+                }
+                if secrets
+                    .get(op.get_ref())
+                    .is_some_and(|s: &SecretConfig| s.hosts.is_empty())
+                {
+                    return Err(cx.at(
+                        op.span(),
+                        format!("{field}.secrets.{plugin_name}"),
+                        format!(
+                            "secret '{}' has hosts = []: bind it to at least one origin it may be sent to, e.g. hosts = [\"https://acme.zendesk.com\"]",
                             op.get_ref()
                         ),
                     ));
@@ -636,11 +683,77 @@ impl Config {
             );
         }
 
+        let service = match raw.service {
+            None => ServiceConfig::default(),
+            Some(svc) => {
+                let span = svc.span();
+                let svc = svc.into_inner();
+                let mut out = ServiceConfig::default();
+                if let Some(l) = svc.listen {
+                    out.listen = Some(l.get_ref().parse().map_err(|_| {
+                        cx.at(
+                            l.span(),
+                            "service.listen",
+                            format!(
+                                "'{}' is not an address: write ip:port, e.g. \"127.0.0.1:8787\"",
+                                l.get_ref()
+                            ),
+                        )
+                    })?);
+                }
+                if let Some(t) = svc.token_secret {
+                    if !secrets.contains_key(t.get_ref()) {
+                        return Err(cx.at(
+                            t.span(),
+                            "service.token_secret",
+                            format!(
+                                "no secret named '{}' (defined: {}); add a [secrets.{}] entry with hosts = []",
+                                t.get_ref(),
+                                list(secrets.keys()),
+                                t.get_ref()
+                            ),
+                        ));
+                    }
+                    out.token_secret = Some(t.into_inner());
+                }
+                if out.listen.is_some() && out.token_secret.is_none() {
+                    return Err(cx.at(
+                        span,
+                        "service.token_secret",
+                        "the admin API needs a bearer token: set token_secret to a [secrets.*] entry \
+                         (e.g. env = \"PROVISIO_ADMIN_TOKEN\", hosts = []), or remove listen",
+                    ));
+                }
+                if let Some(n) = svc.max_concurrent_cycles {
+                    if !(1..=256).contains(n.get_ref()) {
+                        return Err(cx.at(
+                            n.span(),
+                            "service.max_concurrent_cycles",
+                            "must be between 1 and 256",
+                        ));
+                    }
+                    out.max_concurrent_cycles = n.into_inner();
+                }
+                if let Some(d) = svc.log_retention_days {
+                    if !(1..=3650).contains(d.get_ref()) {
+                        return Err(cx.at(
+                            d.span(),
+                            "service.log_retention_days",
+                            "must be between 1 and 3650",
+                        ));
+                    }
+                    out.log_retention = Duration::from_secs(u64::from(*d.get_ref()) * 86_400);
+                }
+                out
+            }
+        };
+
         Ok(Config {
             path: path.to_path_buf(),
             state_dir,
             limits,
             store_path,
+            service,
             sources,
             plugins,
             secrets,
@@ -720,6 +833,46 @@ impl Config {
                     path: self.path.clone(),
                     message: format!("no secret named '{op_name}'"),
                 })?;
+            let value = self.resolve_secret(op_name, s, &format!("connection '{name}'"))?;
+            secrets.insert(
+                plugin_name.clone(),
+                Arc::new(Secret {
+                    name: op_name.clone(),
+                    value,
+                    bound_to: s.hosts.clone(),
+                }),
+            );
+        }
+        Ok((
+            plugin,
+            ConnectionSpec {
+                name: c.name.clone(),
+                settings: c.settings.clone(),
+                allowed_hosts: c.allowed_hosts.clone(),
+                secrets,
+                limits: c.limits,
+            },
+        ))
+    }
+
+    /// The value of the `[secrets.<name>]` entry, for `needed_by` (named in
+    /// the error when it cannot be read). Registered with the redactor, so
+    /// it never shows in a log line.
+    pub fn secret_value(&self, name: &str, needed_by: &str) -> Result<SecretValue, ConfigError> {
+        let s = self.secrets.get(name).ok_or_else(|| ConfigError::General {
+            path: self.path.clone(),
+            message: format!("no secret named '{name}' (needed by {needed_by})"),
+        })?;
+        self.resolve_secret(name, s, needed_by)
+    }
+
+    fn resolve_secret(
+        &self,
+        op_name: &str,
+        s: &SecretConfig,
+        needed_by: &str,
+    ) -> Result<SecretValue, ConfigError> {
+        {
             let field = format!("secrets.{op_name}");
             let cx = Ctx {
                 path: &self.path,
@@ -730,9 +883,7 @@ impl Config {
                     cx.at(
                         s.span.clone(),
                         format!("{field}.env"),
-                        format!(
-                            "environment variable {var} is not set (needed by connection '{name}')"
-                        ),
+                        format!("environment variable {var} is not set (needed by {needed_by})"),
                     )
                 })?,
                 SecretSource::File(p) => std::fs::read_to_string(p)
@@ -759,25 +910,8 @@ impl Config {
                     format!("the secret's value is shorter than {MIN_SECRET_LEN} characters; that cannot be a real credential"),
                 ));
             }
-            secrets.insert(
-                plugin_name.clone(),
-                Arc::new(Secret {
-                    name: op_name.clone(),
-                    value: SecretValue::new(value),
-                    bound_to: s.hosts.clone(),
-                }),
-            );
+            Ok(SecretValue::new(value))
         }
-        Ok((
-            plugin,
-            ConnectionSpec {
-                name: c.name.clone(),
-                settings: c.settings.clone(),
-                allowed_hosts: c.allowed_hosts.clone(),
-                secrets,
-                limits: c.limits,
-            },
-        ))
     }
 }
 
@@ -878,7 +1012,51 @@ limits = {{ memory_mb = 32 }}
             "hosts = []\n\n[conn",
         );
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains("secrets.tok.hosts"), "{e}");
+        assert!(
+            e.contains("secret 'tok' has hosts = []") && e.contains("connections.demo.secrets"),
+            "a secret granted to a connection must be bound to origins: {e}"
+        );
+    }
+
+    #[test]
+    fn service_section() {
+        let c = parse(&good()).unwrap();
+        assert!(c.service.listen.is_none());
+        assert_eq!(
+            c.service.max_concurrent_cycles,
+            DEFAULT_MAX_CONCURRENT_CYCLES
+        );
+        let with = |svc: &str| {
+            format!(
+                "{svc}\n[secrets.admin]\nenv = \"X\"\nhosts = []\n{}",
+                good()
+            )
+        };
+        let c = parse(&with(
+            "[service]\nlisten = \"127.0.0.1:8787\"\ntoken_secret = \"admin\"\nlog_retention_days = 7",
+        ))
+        .unwrap();
+        assert_eq!(c.service.listen.unwrap().port(), 8787);
+        assert_eq!(c.service.log_retention, Duration::from_secs(7 * 86_400));
+        let e = parse(&with("[service]\nlisten = \"127.0.0.1:8787\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("service.token_secret") && e.contains("bearer token"),
+            "{e}"
+        );
+        let e = parse(&with(
+            "[service]\nlisten = \"localhost\"\ntoken_secret = \"admin\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("service.listen") && e.contains(":2:"), "{e}");
+        let e = parse(&with(
+            "[service]\nlisten = \"127.0.0.1:1\"\ntoken_secret = \"nope\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no secret named 'nope'"), "{e}");
     }
 
     #[test]

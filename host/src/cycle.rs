@@ -558,6 +558,25 @@ impl Cycle<'_> {
 
     /// Run a full cycle: resume, plan, guard, execute, record.
     pub async fn run(&self) -> Result<CycleSummary, CycleError> {
+        self.run_with_progress(&crate::progress::Progress::new())
+            .await
+    }
+
+    /// [`Cycle::run`], reporting live progress into `progress` (the admin
+    /// API and the progress bar read it while the cycle runs).
+    pub async fn run_with_progress(
+        &self,
+        progress: &crate::progress::Progress,
+    ) -> Result<CycleSummary, CycleError> {
+        let r = self.run_inner(progress).await;
+        progress.finish();
+        r
+    }
+
+    async fn run_inner(
+        &self,
+        progress: &crate::progress::Progress,
+    ) -> Result<CycleSummary, CycleError> {
         let started = Instant::now();
         let store_err = |e: crate::store::StoreError| CycleError::Store(e.to_string());
         let cycle_type = if self
@@ -582,10 +601,18 @@ impl Cycle<'_> {
             self.store,
             &cycle_id,
             self.settings.concurrency,
-        );
+        )
+        .with_progress(progress);
+        progress.start(cycle_type.as_str());
         exec.resume_intents().await;
         let read = self.read_source()?;
         let plan = self.plan_from(&read)?;
+        progress.add_total(
+            plan.objects
+                .iter()
+                .filter(|p| p.action.calls_target())
+                .count() as u64,
+        );
         let mut outcomes: Vec<Outcome> = Vec::new();
         for issue in &plan.issues {
             exec.log_source_issue(issue);
@@ -600,7 +627,9 @@ impl Cycle<'_> {
             });
         for p in deferred {
             if let Some(e) = waiting.get(&(p.desired.kind, p.desired.source_id.clone())) {
-                outcomes.push(exec.defer(p, e));
+                let o = exec.defer(p, e);
+                exec.finished(&o);
+                outcomes.push(o);
             }
         }
         let (deprovision, rest): (Vec<&Planned>, Vec<&Planned>) =
@@ -609,7 +638,9 @@ impl Cycle<'_> {
         let (users, groups): (Vec<&Planned>, Vec<&Planned>) = rest
             .into_iter()
             .partition(|p| p.desired.kind == ObjectKind::User);
+        progress.phase("users");
         outcomes.extend(exec.run_objects(users).await);
+        progress.phase("groups");
         outcomes.extend(exec.run_objects(groups).await);
         // Phase 2: reference resolution (managers created in this cycle).
         // Against the links as they are now, from the same read of the source.
@@ -625,8 +656,12 @@ impl Cycle<'_> {
                 _ => false,
             })
             .collect();
+        progress.phase("references");
+        progress.add_total(refs.len() as u64);
         outcomes.extend(exec.run_objects(refs).await);
         // Phase 3: memberships, against the links as they are now.
+        progress.phase("memberships");
+        progress.add_total(again.memberships.len() as u64);
         outcomes.extend(
             exec.run_memberships(&again.memberships, self.settings.membership_batch)
                 .await,
@@ -642,9 +677,14 @@ impl Cycle<'_> {
             .filter(|p| allowed.contains(&(p.desired.kind, p.desired.source_id.clone())))
             .copied()
             .collect();
+        progress.phase("deprovisioning");
         outcomes.extend(exec.run_objects(pre_allowed).await);
         if reconcile::guard_trips(guarded.len(), self.settings.deletion_threshold) {
-            outcomes.extend(exec.stage(guarded, self.settings.deletion_threshold.unwrap_or(0)));
+            let staged = exec.stage(guarded, self.settings.deletion_threshold.unwrap_or(0));
+            for o in &staged {
+                exec.finished(o);
+            }
+            outcomes.extend(staged);
         } else {
             outcomes.extend(exec.run_objects(guarded).await);
         }

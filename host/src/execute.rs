@@ -66,6 +66,7 @@ pub struct Executor<'a> {
     cycle_id: String,
     concurrency: usize,
     calls: AtomicU64,
+    progress: Option<&'a crate::progress::Progress>,
 }
 
 struct Record {
@@ -169,6 +170,32 @@ impl<'a> Executor<'a> {
             cycle_id: cycle_id.to_string(),
             concurrency: concurrency.max(1),
             calls: AtomicU64::new(0),
+            progress: None,
+        }
+    }
+
+    /// Report every finished object into `progress` as well.
+    pub fn with_progress(mut self, progress: &'a crate::progress::Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Count a finished object: metrics and live progress. Objects run by
+    /// this executor are counted by it; the cycle counts deferred and
+    /// staged ones.
+    pub fn finished(&self, o: &Outcome) {
+        let kind = o.kind.to_string();
+        crate::metrics::metrics()
+            .actions
+            .get_or_create(&crate::metrics::ActionLabels {
+                connection: self.name().to_string(),
+                kind: kind.clone(),
+                action: o.action.as_str().to_string(),
+                status: o.status.as_str().to_string(),
+            })
+            .inc();
+        if let Some(p) = self.progress {
+            p.record(&kind, o.action.as_str(), o.status.as_str());
         }
     }
 
@@ -303,10 +330,19 @@ impl<'a> Executor<'a> {
 
     /// Run objects concurrently (bounded by the connection's concurrency).
     pub async fn run_objects(&self, objects: Vec<&Planned>) -> Vec<Outcome> {
-        futures::stream::iter(objects)
-            .map(|p| self.run_one(p))
+        // The futures are built before they enter the stream: a stream
+        // `.map(closure)` would put the closure's type in this future's, and
+        // rustc cannot then prove it `Send` for every lifetime (so it could
+        // not run in a spawned task, such as an admin API handler).
+        let futures: Vec<_> = objects.into_iter().map(|p| self.run_one(p)).collect();
+        futures::stream::iter(futures)
             .buffer_unordered(self.concurrency)
-            .filter_map(|o| async move { o })
+            .filter_map(|o| async move {
+                if let Some(o) = &o {
+                    self.finished(o);
+                }
+                o
+            })
             .collect()
             .await
     }
@@ -469,10 +505,16 @@ impl<'a> Executor<'a> {
             else {
                 return (status, rec);
             };
+            let m = crate::metrics::metrics();
+            let labels = crate::metrics::conn(self.name());
+            if hint.is_some() {
+                m.rate_limited.get_or_create(&labels).inc();
+            }
             let wait = hint.unwrap_or_else(|| backoff(attempt));
             if wait > MAX_IN_CYCLE_WAIT {
                 return (status, rec);
             }
+            m.retries.get_or_create(&labels).inc();
             let why = rec
                 .error
                 .as_ref()
@@ -1076,11 +1118,13 @@ impl<'a> Executor<'a> {
             }
             log.duration_ms = started.elapsed().as_millis() as u64;
             let _ = self.store.append_log(&log);
-            out.push(Outcome {
+            let o = Outcome {
                 kind: ObjectKind::Group,
                 action: LogAction::Update,
                 status,
-            });
+            };
+            self.finished(&o);
+            out.push(o);
         }
         out
     }

@@ -17,13 +17,16 @@
 //! - [`telemetry`] sets up logging with secret redaction on every line.
 //! - [`cli`] is the `provisio` command.
 
+pub mod admin;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod cycle;
 pub mod execute;
 pub mod mapping;
+pub mod metrics;
 pub mod model;
+pub mod progress;
 pub mod reconcile;
 pub mod runtime;
 pub mod scheduler;

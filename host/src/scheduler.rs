@@ -4,17 +4,38 @@
 //! limit bounds how many cycles run at once, so one slow vendor cannot starve
 //! the rest.
 //!
+//! [`Service`] owns one task per connection ([`ConnHandle`] is what the
+//! admin API sees of it: state, live progress, the last cycle) and one
+//! shared runtime with the plugins kept loaded by pinned digest
+//! ([`LoadedPlugins`]): a plugin file replaced on disk is picked up only once
+//! the configuration's pin names the new digest.
+//!
+//! Control (from the admin API, see [`crate::admin`]): *start* runs a cycle
+//! now (and resumes a paused connection); *pause* lets the running cycle
+//! finish and starts no new one until *resume*; *restart* clears the chosen
+//! state (watermark, escrow, quarantine, links) and runs a cycle now. The
+//! pause and the quarantine are kept in the store, so a restarted service
+//! keeps them.
+//!
 //! Quarantine: a cycle that cannot run (credentials rejected, source or store
 //! unusable) or in which most objects fail puts the connection in quarantine;
 //! its next attempts back off on Entra's schedule — 6 h, 12 h, 24 h, then daily —
-//! and the first cycle that succeeds ends it. A restart (`provisio restart`)
-//! also ends it, since the next process start begins afresh.
+//! and the first cycle that succeeds ends it, as does a restart.
+//!
+//! Log retention: once a day the service deletes provisioning-log records
+//! older than `[service] log_retention_days` (default 30).
 //!
 //! Shutdown: on SIGTERM or Ctrl-C no new cycle starts; running cycles finish
 //! (every write is already recorded with its intent, so even a `kill -9`
 //! resumes safely), then the process exits.
 
-use std::time::Duration;
+use crate::progress::{Progress, ProgressSnapshot};
+use crate::runtime::LoadedPlugins;
+use crate::store::{Store, format_time, parse_time};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// Default interval between cycles of one connection.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(40 * 60);
@@ -47,120 +68,621 @@ pub fn cycle_failed(failures: usize, attempted: usize) -> bool {
         || (attempted >= 5 && failures as f64 / attempted as f64 > FAILURE_RATIO)
 }
 
-/// Run the service until SIGTERM or Ctrl-C: one task per connection, cycles
-/// at each connection's interval, at most `max_concurrent` cycles at once.
-/// With `once`, every connection runs one cycle and the service stops.
-pub async fn run(
-    config_path: std::path::PathBuf,
-    names: Vec<String>,
-    max_concurrent: usize,
-    once: bool,
-) -> anyhow::Result<()> {
-    use std::sync::Arc;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested: no new cycle starts; running cycles finish");
-        eprintln!("provisio: shutting down after the running cycles finish");
-        let _ = stop_tx.send(true);
-    });
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1)));
-    // The connections' loops run concurrently within this task (cycles are
-    // I/O-bound and bounded by the semaphore).
-    let loops = names.into_iter().map(|name| {
-        connection_loop(
-            config_path.clone(),
-            name,
-            permits.clone(),
-            stop_rx.clone(),
-            once,
-        )
-    });
-    futures::future::join_all(loops).await;
-    Ok(())
+/// What a connection is doing, as the admin API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnState {
+    /// No cycle has run yet.
+    NotRun,
+    /// A cycle is running.
+    Running,
+    /// Healthy, waiting for its next cycle.
+    Active,
+    /// Paused by the operator.
+    Paused,
+    /// In quarantine: cycles back off.
+    Quarantine,
 }
 
-async fn connection_loop(
-    config_path: std::path::PathBuf,
+#[derive(Debug, Default)]
+struct Live {
+    running: bool,
+    next_run_at: Option<SystemTime>,
+    last_error: Option<String>,
+    plugin: Option<(String, String)>,
+    run_now: bool,
+}
+
+/// One connection under the service: its live state and controls.
+#[derive(Debug)]
+pub struct ConnHandle {
     name: String,
-    permits: std::sync::Arc<tokio::sync::Semaphore>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    once: bool,
-) {
-    let mut quarantined: u32 = 0;
-    loop {
-        if *stop.borrow() {
-            break;
+    progress: Progress,
+    live: std::sync::Mutex<Live>,
+    wake: tokio::sync::Notify,
+    cycle_lock: tokio::sync::Mutex<()>,
+}
+
+impl ConnHandle {
+    fn new(name: String) -> Self {
+        ConnHandle {
+            name,
+            progress: Progress::new(),
+            live: std::sync::Mutex::new(Live::default()),
+            wake: tokio::sync::Notify::new(),
+            cycle_lock: tokio::sync::Mutex::new(()),
         }
-        let permit = tokio::select! {
-            p = permits.acquire() => match p { Ok(p) => p, Err(_) => break },
-            _ = stop.changed() => break,
+    }
+
+    fn live<R>(&self, f: impl FnOnce(&mut Live) -> R) -> R {
+        let mut g = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    /// The connection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Live progress of the running (or last) cycle.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+}
+
+/// Quarantine as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuarantineStatus {
+    /// Consecutive failed cycles.
+    pub failed_cycles: u32,
+    /// Why the last cycle failed.
+    pub reason: Option<String>,
+    /// When the next attempt is due (RFC 3339 UTC).
+    pub next_attempt_at: Option<String>,
+}
+
+/// A connection's status (`GET /v1/connections/{name}`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectionStatus {
+    /// Connection name.
+    pub name: String,
+    /// not-run, running, active, paused or quarantine.
+    pub state: ConnState,
+    /// Paused by the operator (a running cycle may still be finishing).
+    pub paused: bool,
+    /// Quarantine, if in it.
+    pub quarantine: Option<QuarantineStatus>,
+    /// Progress of the running cycle (type, phase, done/total, counts).
+    pub current_cycle: Option<ProgressSnapshot>,
+    /// The last finished cycle: id, type, status, times and its summary
+    /// (counts by action, failures, duration) under `counts`.
+    pub last_cycle: Option<crate::store::Cycle>,
+    /// When the next cycle is due (RFC 3339 UTC), unless paused.
+    pub next_run_at: Option<String>,
+    /// Why the last attempt could not run at all, if it could not.
+    pub last_error: Option<String>,
+    /// The loaded plugin: `{ "name", "sha256" }`.
+    pub plugin: Option<serde_json::Value>,
+}
+
+/// What `restart` clears (defaults: watermark, escrow, quarantine).
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartScope {
+    /// Next cycle is an initial cycle.
+    pub watermark: bool,
+    /// Empty the retry queue.
+    pub escrow: bool,
+    /// Leave quarantine.
+    pub quarantine: bool,
+    /// Forget links and staged actions: every object is matched again.
+    pub links: bool,
+}
+
+impl Default for RestartScope {
+    fn default() -> Self {
+        RestartScope {
+            watermark: true,
+            escrow: true,
+            quarantine: true,
+            links: false,
+        }
+    }
+}
+
+/// A control request that cannot be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such connection under this service.
+    #[error("no connection named '{0}' is run by this service")]
+    UnknownConnection(String),
+    /// A cycle is running; the request needs it finished.
+    #[error(
+        "a cycle of '{0}' is running; pause the connection, wait for the cycle to finish, then retry"
+    )]
+    Busy(String),
+    /// The store failed.
+    #[error("state store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// Anything else (opening the connection, a connector call).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The running service: connections, their loops and controls.
+pub struct Service {
+    config_path: PathBuf,
+    store: Store,
+    conns: BTreeMap<String, Arc<ConnHandle>>,
+    plugins: LoadedPlugins,
+    permits: tokio::sync::Semaphore,
+    once: bool,
+    retention: Duration,
+    started_at: SystemTime,
+}
+
+impl Service {
+    /// A service for `names` of the configuration at `config_path`.
+    pub fn new(
+        config_path: PathBuf,
+        names: Vec<String>,
+        max_concurrent: usize,
+        once: bool,
+    ) -> anyhow::Result<Arc<Self>> {
+        use anyhow::Context as _;
+        let config = crate::config::Config::load(&config_path)?;
+        let store = Store::open(&config.store_path).with_context(|| {
+            format!(
+                "cannot open the state store {}",
+                config.store_path.display()
+            )
+        })?;
+        let runtime = crate::runtime::Runtime::new(Some(&config.state_dir.join("cache")))?;
+        Ok(Arc::new(Service {
+            config_path,
+            store,
+            conns: names
+                .into_iter()
+                .map(|n| (n.clone(), Arc::new(ConnHandle::new(n))))
+                .collect(),
+            plugins: LoadedPlugins::new(runtime),
+            permits: tokio::sync::Semaphore::new(max_concurrent.max(1)),
+            once,
+            retention: config.service.log_retention,
+            started_at: SystemTime::now(),
+        }))
+    }
+
+    /// The configuration file the service runs.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The service's state store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// When the service started.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// Names of the connections it runs.
+    pub fn names(&self) -> Vec<String> {
+        self.conns.keys().cloned().collect()
+    }
+
+    fn handle(&self, name: &str) -> Result<&Arc<ConnHandle>, ControlError> {
+        self.conns
+            .get(name)
+            .ok_or_else(|| ControlError::UnknownConnection(name.to_string()))
+    }
+
+    /// The status of one connection.
+    pub fn status(&self, name: &str) -> Result<ConnectionStatus, ControlError> {
+        let h = self.handle(name)?;
+        let st = self.store.connection_state(name)?;
+        let last_cycle = self.store.last_cycle(name)?;
+        let (running, next, last_error, plugin) = h.live(|l| {
+            (
+                l.running,
+                l.next_run_at,
+                l.last_error.clone(),
+                l.plugin.clone(),
+            )
+        });
+        let state = if running {
+            ConnState::Running
+        } else if st.paused {
+            ConnState::Paused
+        } else if st.quarantined() {
+            ConnState::Quarantine
+        } else if last_cycle.is_none() {
+            ConnState::NotRun
+        } else {
+            ConnState::Active
         };
-        let (outcome, interval) = one_cycle(&config_path, &name).await;
-        drop(permit);
-        let delay = match outcome {
-            Ok((failures, attempted)) if !cycle_failed(failures, attempted) => {
-                if quarantined > 0 {
-                    tracing::info!(connection = %name, "left quarantine: the cycle succeeded");
+        Ok(ConnectionStatus {
+            name: name.to_string(),
+            state,
+            paused: st.paused,
+            quarantine: st.quarantined().then(|| QuarantineStatus {
+                failed_cycles: st.quarantine_failures,
+                reason: st.quarantine_reason.clone(),
+                next_attempt_at: st.next_attempt_at.clone(),
+            }),
+            current_cycle: running.then(|| h.progress.snapshot()),
+            last_cycle: last_cycle.filter(|c| c.status != crate::store::CycleStatus::Running),
+            next_run_at: if st.paused {
+                None
+            } else {
+                next.map(format_time)
+            },
+            last_error,
+            plugin: plugin.map(|(n, sha)| serde_json::json!({"name": n, "sha256": sha})),
+        })
+    }
+
+    /// Every connection's status.
+    pub fn statuses(&self) -> Result<Vec<ConnectionStatus>, ControlError> {
+        self.conns.keys().map(|n| self.status(n)).collect()
+    }
+
+    /// Run a cycle now (resuming the connection if it was paused).
+    pub fn start(&self, name: &str) -> Result<(), ControlError> {
+        let h = self.handle(name)?;
+        self.store.set_paused(name, false)?;
+        h.live(|l| l.run_now = true);
+        h.wake.notify_one();
+        Ok(())
+    }
+
+    /// Pause: the running cycle finishes, no new one starts.
+    pub fn pause(&self, name: &str) -> Result<(), ControlError> {
+        let h = self.handle(name)?;
+        self.store.set_paused(name, true)?;
+        h.wake.notify_one();
+        tracing::info!(connection = %name, "paused");
+        Ok(())
+    }
+
+    /// Resume a paused connection on its schedule (a cycle runs at once if one is due).
+    pub fn resume(&self, name: &str) -> Result<(), ControlError> {
+        let h = self.handle(name)?;
+        self.store.set_paused(name, false)?;
+        h.wake.notify_one();
+        tracing::info!(connection = %name, "resumed");
+        Ok(())
+    }
+
+    /// Restart: clear what `scope` says and run a cycle now. Refused while a
+    /// cycle runs (state must not change under it).
+    pub fn restart(&self, name: &str, scope: RestartScope) -> Result<(), ControlError> {
+        let h = self.handle(name)?;
+        let _guard = h
+            .cycle_lock
+            .try_lock()
+            .map_err(|_| ControlError::Busy(name.to_string()))?;
+        self.store.reset(
+            name,
+            crate::store::ResetScope {
+                watermark: scope.watermark,
+                escrow: scope.escrow,
+                staged: scope.links,
+                links: scope.links,
+            },
+        )?;
+        if scope.quarantine && self.store.clear_quarantine(name)? {
+            crate::metrics::metrics()
+                .quarantined
+                .get_or_create(&crate::metrics::conn(name))
+                .set(0);
+        }
+        tracing::info!(connection = %name, ?scope, "restarted");
+        h.live(|l| {
+            l.run_now = true;
+            l.last_error = None;
+        });
+        h.wake.notify_one();
+        Ok(())
+    }
+
+    /// Provision one object now (Entra's provision on demand); returns its log records.
+    pub async fn provision(
+        &self,
+        name: &str,
+        kind: crate::model::ObjectKind,
+        id: &str,
+    ) -> Result<Vec<crate::store::LogRecord>, ControlError> {
+        let h = self.handle(name)?;
+        let _guard = h
+            .cycle_lock
+            .try_lock()
+            .map_err(|_| ControlError::Busy(name.to_string()))?;
+        let env = crate::cli::sync::open_sync_in(&self.config_path, name, Some(&self.plugins))
+            .await
+            .map_err(|e| ControlError::Other(redact(&format!("{e:#}"))))?;
+        crate::cli::sync::provision_records(&env, name, kind, id)
+            .await
+            .map_err(|e| ControlError::Other(redact(&format!("{e:#}"))))
+    }
+
+    /// Test the connection's credentials and reachability.
+    pub async fn test_connection(&self, name: &str) -> Result<String, ControlError> {
+        self.handle(name)?;
+        let conn = crate::cli::open_in(&self.config_path, name, Some(&self.plugins))
+            .await
+            .map_err(|e| ControlError::Other(redact(&format!("{e:#}"))))?;
+        conn.test_connection()
+            .await
+            .map_err(|e| ControlError::Other(redact(&e.to_string())))
+    }
+
+    /// Run every connection's loop (and log retention) until `stop` turns
+    /// true, or after one cycle each with `once`.
+    pub async fn run(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        let loops = self
+            .conns
+            .values()
+            .map(|h| self.clone().connection_loop(h.clone(), stop.clone()));
+        let retention = self.clone().retention_loop(stop.clone());
+        if self.once {
+            futures::future::join_all(loops).await;
+        } else {
+            futures::future::join(futures::future::join_all(loops), retention).await;
+        }
+    }
+
+    async fn retention_loop(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let cutoff = SystemTime::now()
+                .checked_sub(self.retention)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            match self.store.prune_logs(cutoff) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    "log retention: deleted old provisioning-log records"
+                ),
+                Err(e) => tracing::warn!("log retention: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(86_400)) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    }
+
+    fn paused(&self, name: &str) -> bool {
+        self.store
+            .connection_state(name)
+            .map(|s| s.paused)
+            .unwrap_or(false)
+    }
+
+    async fn connection_loop(
+        self: Arc<Self>,
+        h: Arc<ConnHandle>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let name = h.name.clone();
+        // A quarantine from before a restart of the process keeps its schedule.
+        let st = self.store.connection_state(&name).unwrap_or_default();
+        let mut due = match st.next_attempt_at.as_deref().and_then(parse_time) {
+            Some(t) if st.quarantined() => {
+                tracing::info!(connection = %name, next_attempt_at = ?st.next_attempt_at, "in quarantine since before this start");
+                crate::metrics::metrics()
+                    .quarantined
+                    .get_or_create(&crate::metrics::conn(&name))
+                    .set(1);
+                t
+            }
+            _ => SystemTime::now(),
+        };
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            if h.live(|l| std::mem::take(&mut l.run_now)) {
+                due = SystemTime::now();
+            }
+            h.live(|l| l.next_run_at = Some(due));
+            if self.paused(&name) {
+                if self.once {
+                    eprintln!("provisio: connection '{name}' is paused; skipped");
+                    break;
                 }
-                quarantined = 0;
+                tokio::select! {
+                    _ = h.wake.notified() => continue,
+                    _ = stop.changed() => break,
+                }
+            }
+            let wait = due
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            if self.once && !wait.is_zero() {
+                eprintln!(
+                    "provisio: connection '{name}' is in quarantine until {}; skipped (`provisio restart {name}` ends it)",
+                    format_time(due)
+                );
+                break;
+            }
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = h.wake.notified() => continue,
+                    _ = stop.changed() => break,
+                }
+            }
+            let permit = tokio::select! {
+                p = self.permits.acquire() => match p { Ok(p) => p, Err(_) => break },
+                _ = stop.changed() => break,
+            };
+            let (outcome, interval) = {
+                let _guard = h.cycle_lock.lock().await;
+                h.live(|l| l.running = true);
+                let r = self.one_cycle(&h).await;
+                h.live(|l| l.running = false);
+                r
+            };
+            drop(permit);
+            let delay = self.after_cycle(&name, &h, outcome, interval);
+            due = SystemTime::now() + delay;
+            if self.once {
+                break;
+            }
+        }
+        h.live(|l| l.next_run_at = None);
+    }
+
+    /// Record a cycle's outcome (metrics, quarantine in the store) and return
+    /// the delay before the next one.
+    fn after_cycle(
+        &self,
+        name: &str,
+        h: &ConnHandle,
+        outcome: Result<(usize, usize), String>,
+        interval: Duration,
+    ) -> Duration {
+        let m = crate::metrics::metrics();
+        let labels = crate::metrics::conn(name);
+        let status = match &outcome {
+            Ok((f, a)) if !cycle_failed(*f, *a) => "succeeded",
+            Ok(_) => "failed",
+            Err(_) => "error",
+        };
+        m.cycles
+            .get_or_create(&crate::metrics::status(name, status))
+            .inc();
+        h.live(|l| l.last_error = outcome.as_ref().err().cloned());
+        match outcome {
+            Ok((failures, attempted)) if !cycle_failed(failures, attempted) => {
+                match self.store.clear_quarantine(name) {
+                    Ok(true) => {
+                        tracing::info!(connection = %name, "left quarantine: the cycle succeeded")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(connection = %name, "cannot record leaving quarantine: {e}")
+                    }
+                }
+                m.quarantined.get_or_create(&labels).set(0);
                 next_delay(interval, rand::random::<f64>())
             }
             other => {
-                quarantined += 1;
+                let failed_cycles = self
+                    .store
+                    .connection_state(name)
+                    .map(|s| s.quarantine_failures)
+                    .unwrap_or(0)
+                    .saturating_add(1);
                 let why = match other {
                     Ok((f, a)) => format!("{f} of {a} objects failed"),
                     Err(e) => e,
                 };
-                let d = quarantine_delay(quarantined);
-                tracing::warn!(connection = %name, failed_cycles = quarantined, next_attempt_in_s = d.as_secs(), "quarantine: {why}");
+                let d = quarantine_delay(failed_cycles);
+                let next = format_time(SystemTime::now() + d);
+                if let Err(e) = self.store.set_quarantine(name, failed_cycles, &why, &next) {
+                    tracing::warn!(connection = %name, "cannot record the quarantine: {e}");
+                }
+                m.quarantined.get_or_create(&labels).set(1);
+                tracing::warn!(connection = %name, failed_cycles, next_attempt_in_s = d.as_secs(), "quarantine: {why}");
                 eprintln!(
                     "provisio: connection '{name}' in quarantine ({why}); next attempt in {} h",
                     d.as_secs() / 3600
                 );
                 d
             }
-        };
-        if once {
-            break;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.changed() => break,
+    }
+
+    /// One cycle: `Ok((failures, objects attempted))`, or why it could not
+    /// run; plus the connection's interval.
+    async fn one_cycle(&self, h: &ConnHandle) -> (Result<(usize, usize), String>, Duration) {
+        let name = &h.name;
+        let env = match crate::cli::sync::open_sync_in(&self.config_path, name, Some(&self.plugins))
+            .await
+        {
+            Ok(env) => env,
+            Err(e) => return (Err(redact(&format!("{e:#}"))), DEFAULT_INTERVAL),
+        };
+        let plugin = env.conn.plugin();
+        h.live(|l| l.plugin = Some((plugin.name.clone(), plugin.sha256.clone())));
+        let interval = env.interval;
+        let cycle = crate::cycle::Cycle {
+            connection: &env.conn,
+            store: &env.store,
+            source: &env.source,
+            settings: &env.settings,
+        };
+        match cycle.run_with_progress(&h.progress).await {
+            Ok(s) => {
+                let attempted: usize = s.counts.values().sum();
+                tracing::info!(connection = %name, cycle = %s.cycle_id, target_calls = s.target_calls, failures = s.failures, "{} cycle finished in {:.1} s", s.cycle_type, s.duration_seconds);
+                (Ok((s.failures, attempted)), interval)
+            }
+            Err(e) => (Err(redact(&e.to_string())), interval),
         }
     }
 }
 
-/// One cycle: `Ok((failures, objects attempted))`, or why it could not run;
-/// plus the connection's interval.
-async fn one_cycle(
-    config_path: &std::path::Path,
-    name: &str,
-) -> (Result<(usize, usize), String>, Duration) {
-    let env = match crate::cli::sync::open_sync(config_path, name).await {
-        Ok(env) => env,
-        Err(e) => {
-            return (
-                Err(crate::capabilities::secrets::redact(&format!("{e:#}"))),
-                DEFAULT_INTERVAL,
-            );
+fn redact(s: &str) -> String {
+    crate::capabilities::secrets::redact(s)
+}
+
+/// Run the service until SIGTERM or Ctrl-C: one task per connection, cycles
+/// at each connection's interval, at most `max_concurrent` cycles at once,
+/// and the admin API if `[service] listen` is set. With `once`, every
+/// connection runs one cycle and the service stops.
+pub async fn run(
+    config_path: PathBuf,
+    names: Vec<String>,
+    max_concurrent: usize,
+    once: bool,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let config = crate::config::Config::load(&config_path)?;
+    let service = Service::new(config_path, names, max_concurrent, once)?;
+    let api = match (config.service.listen, &config.service.token_secret) {
+        (Some(addr), Some(secret)) => {
+            let token = config.secret_value(secret, "the admin API ([service] token_secret)")?;
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: [service] listen = \"{addr}\": cannot listen there: {e}; choose a free address",
+                    config.path.display()
+                )
+            })?;
+            let local = listener.local_addr()?;
+            tracing::info!(%local, "admin API listening");
+            eprintln!("provisio: admin API on http://{local}");
+            let app = crate::admin::router(service.clone(), token);
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!("admin API: {e}");
+                }
+            }))
         }
+        _ => None,
     };
-    let interval = env.interval;
-    let cycle = crate::cycle::Cycle {
-        connection: &env.conn,
-        store: &env.store,
-        source: &env.source,
-        settings: &env.settings,
-    };
-    match cycle.run().await {
-        Ok(s) => {
-            let attempted: usize = s.counts.values().sum();
-            tracing::info!(connection = %name, cycle = %s.cycle_id, target_calls = s.target_calls, failures = s.failures, "{} cycle finished in {:.1} s", s.cycle_type, s.duration_seconds);
-            (Ok((s.failures, attempted)), interval)
-        }
-        Err(e) => (Err(e.to_string()), interval),
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: no new cycle starts; running cycles finish");
+        eprintln!("provisio: shutting down after the running cycles finish");
+        let _ = stop_tx.send(true);
+    });
+    service.run(stop_rx).await;
+    if let Some(api) = api {
+        api.abort();
     }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -18,6 +18,8 @@ pub struct Faults {
     pub every_nth_post_lost: u64,
     /// Answer 400 (a permanent SCIM error) to any request whose body contains this.
     pub reject_body_containing: Option<&'static str>,
+    /// Hold every request this long before forwarding it (a slow target).
+    pub delay_ms: u64,
 }
 
 /// One request as the proxy saw it.
@@ -54,6 +56,9 @@ pub async fn start(upstream: String, faults: Faults) -> Proxy {
             );
             async move {
                 let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+                if faults.delay_ms > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(faults.delay_ms)).await;
+                }
                 let record = |status: u16| {
                     seen.lock().unwrap().push(Seen {
                         at: Instant::now(),

@@ -726,6 +726,10 @@ fn audit_allowed(
     ms: u64,
     hop: usize,
 ) {
+    crate::metrics::metrics()
+        .request_seconds
+        .get_or_create(&crate::metrics::conn(&policy.connection))
+        .observe(ms as f64 / 1000.0);
     tracing::info!(
         target: "provisio::audit",
         connection = %policy.connection,
@@ -745,6 +749,10 @@ fn audit_failure(policy: &HttpPolicy, method: Method, url: &Url, e: &HttpError, 
     let decision = if matches!(e, HttpError::Denied(_)) {
         "denied"
     } else {
+        crate::metrics::metrics()
+            .request_seconds
+            .get_or_create(&crate::metrics::conn(&policy.connection))
+            .observe(ms as f64 / 1000.0);
         "failed"
     };
     tracing::warn!(

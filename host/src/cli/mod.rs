@@ -4,6 +4,7 @@
 //! standard input) and print JSON on standard output; logs and errors go to
 //! standard error, redacted.
 
+pub mod service;
 pub mod sync;
 
 use crate::config::Config;
@@ -111,12 +112,38 @@ pub enum Command {
     Run {
         /// Only these connections (default: every connection with a source).
         connections: Vec<String>,
-        /// Cycles running at once, across connections.
-        #[arg(long, default_value_t = 2)]
-        max_concurrent_cycles: usize,
+        /// Cycles running at once, across connections (default: `[service]
+        /// max_concurrent_cycles`, 4).
+        #[arg(long)]
+        max_concurrent_cycles: Option<usize>,
         /// Run one cycle per connection, then stop.
         #[arg(long)]
         once: bool,
+    },
+    /// Status of every connection (or one) from the running service, or from
+    /// the state store when it is not running.
+    Status {
+        /// Only this connection.
+        connection: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a connection under the service: the running cycle finishes, no
+    /// new one starts until `resume` (kept across service restarts).
+    Pause {
+        /// Connection name.
+        connection: String,
+    },
+    /// Resume a paused connection.
+    Resume {
+        /// Connection name.
+        connection: String,
+    },
+    /// Ask the running service to run a cycle of a connection now.
+    Start {
+        /// Connection name.
+        connection: String,
     },
     /// Restart a connection: the next cycle is an initial cycle and the
     /// escrow (retry queue) is emptied; links are kept unless --forget-links.
@@ -319,7 +346,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             for n in &names {
                 config.connection(n)?;
             }
-            crate::scheduler::run(cli.config.clone(), names, max_concurrent_cycles, once).await
+            let max = max_concurrent_cycles.unwrap_or(config.service.max_concurrent_cycles);
+            crate::scheduler::run(cli.config.clone(), names, max, once).await
+        }
+        Command::Status { connection, json } => {
+            service::status(&cli.config, connection, json).await
+        }
+        Command::Pause { connection } => {
+            service::control(&cli.config, &connection, service::Control::Pause).await
+        }
+        Command::Resume { connection } => {
+            service::control(&cli.config, &connection, service::Control::Resume).await
+        }
+        Command::Start { connection } => {
+            service::control(&cli.config, &connection, service::Control::Start).await
         }
         Command::Restart {
             connection,
@@ -385,8 +425,24 @@ fn read_attrs(input: AttrInput) -> Result<Vec<Attribute>> {
 }
 
 pub(crate) async fn open(config_path: &Path, connection: &str) -> Result<Connection> {
+    open_in(config_path, connection, None).await
+}
+
+/// Open a connection, taking its plugin from `plugins` when given (the
+/// service keeps plugins loaded across cycles).
+pub(crate) async fn open_in(
+    config_path: &Path,
+    connection: &str,
+    plugins: Option<&crate::runtime::LoadedPlugins>,
+) -> Result<Connection> {
     let config = Config::load(config_path)?;
     let (plugin_cfg, spec) = config.connection_spec(connection)?;
+    if let Some(plugins) = plugins {
+        let plugin = plugins
+            .get(&plugin_cfg.name, &plugin_cfg.path, &plugin_cfg.sha256)
+            .await?;
+        return Ok(plugins.runtime().connect(plugin, spec)?);
+    }
     let runtime = Runtime::new(Some(&config.state_dir.join("cache")))?;
     let plugin = runtime
         .load_plugin(&plugin_cfg.name, &plugin_cfg.path, Some(&plugin_cfg.sha256))

@@ -1,7 +1,6 @@
 //! CLI commands of the sync engine: `sync`, `provision`, `logs`,
 //! `mapping test` and `staged`.
 
-use super::open;
 use crate::config::Config;
 use crate::cycle::{Cycle, Plan, SyncSettings, detail};
 use crate::execute::Executor;
@@ -35,10 +34,19 @@ pub struct SyncEnv {
 
 /// Open a connection with its source, store and compiled mappings.
 pub async fn open_sync(config_path: &Path, name: &str) -> Result<SyncEnv> {
+    open_sync_in(config_path, name, None).await
+}
+
+/// [`open_sync`], taking the plugin from `plugins` when given.
+pub async fn open_sync_in(
+    config_path: &Path,
+    name: &str,
+    plugins: Option<&crate::runtime::LoadedPlugins>,
+) -> Result<SyncEnv> {
     let config = Config::load(config_path)?;
     let cc = config.connection(name)?.clone();
     let source = config.source_for(name)?;
-    let conn = open(config_path, name).await?;
+    let conn = super::open_in(config_path, name, plugins).await?;
     let manifest = &conn.plugin().manifest;
     let users =
         mapping::compile(&manifest.user_mappings, &cc.user_mappings).with_context(|| {
@@ -155,7 +163,7 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
         }
         return Ok(());
     }
-    let summary = cycle.run().await?;
+    let summary = run_with_bar(&cycle, !json).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
@@ -183,6 +191,50 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
         println!("see `provisio logs --connection {name} --status failure`");
     }
     Ok(())
+}
+
+/// Run a cycle; in a terminal (and unless `show` is false), with a progress
+/// bar on stderr counting units done and actions by status.
+async fn run_with_bar(cycle: &Cycle<'_>, show: bool) -> Result<crate::cycle::CycleSummary> {
+    use std::io::IsTerminal as _;
+    let progress = crate::progress::Progress::new();
+    if !show || !std::io::stderr().is_terminal() {
+        return Ok(cycle.run_with_progress(&progress).await?);
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix:>14} [{bar:30}] {pos}/{len} {wide_msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let run = cycle.run_with_progress(&progress);
+    let tick = async {
+        loop {
+            let snap = progress.snapshot();
+            bar.set_length(snap.total);
+            bar.set_position(snap.done);
+            bar.set_prefix(snap.phase.clone());
+            bar.set_message(bar_message(&snap));
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let r = tokio::select! {
+        r = run => r,
+        _ = tick => unreachable!("the ticker never ends"),
+    };
+    bar.finish_and_clear();
+    Ok(r?)
+}
+
+/// The progress bar's message: counts by action and status.
+pub fn bar_message(snap: &crate::progress::ProgressSnapshot) -> String {
+    snap.by_action()
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The dry-run plan as text.
@@ -235,6 +287,32 @@ pub fn render_plan(name: &str, plan: &Plan) -> String {
 /// `provisio provision`: one user, or one group with up to 5 members, now.
 pub async fn provision(config: &Path, name: &str, kind: ObjectKind, id: &str) -> Result<()> {
     let env = open_sync(config, name).await?;
+    let records = provision_records(&env, name, kind, id).await?;
+    if records.is_empty() {
+        let plan = env.cycle().plan()?;
+        if let Some(p) = plan
+            .objects
+            .iter()
+            .find(|p| p.desired.kind == kind && p.desired.source_id == id)
+        {
+            println!("{kind} '{}': {}", p.desired.display, detail(p));
+        }
+        return Ok(());
+    }
+    for r in records.iter().rev() {
+        print!("{}", render_record(r));
+    }
+    Ok(())
+}
+
+/// Provision one user, or one group with up to 5 members, now; the log
+/// records of what was done (none when the object needed nothing).
+pub async fn provision_records(
+    env: &SyncEnv,
+    name: &str,
+    kind: ObjectKind,
+    id: &str,
+) -> Result<Vec<LogRecord>> {
     let cycle = env.cycle();
     let read = cycle.read_source()?;
     let plan = cycle.plan_from(&read)?;
@@ -275,18 +353,13 @@ pub async fn provision(config: &Path, name: &str, kind: ObjectKind, id: &str) ->
         exec.run_memberships(&m, 100).await;
     }
     if ran.is_empty() {
-        println!("{kind} '{}': {}", target.desired.display, detail(target));
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let logs = env.store.query_logs(&LogQuery {
+    Ok(env.store.query_logs(&LogQuery {
         connection: Some(name.to_string()),
         cycle_id: Some(cycle_id),
         ..LogQuery::default()
-    })?;
-    for r in logs.iter().rev() {
-        print!("{}", render_record(r));
-    }
-    Ok(())
+    })?)
 }
 
 /// One log record, Entra's on-demand view.
@@ -475,6 +548,9 @@ pub fn restart(config: &Path, name: &str, forget_links: bool) -> Result<()> {
     };
     let escrowed = store.escrow_all(name)?.len();
     store.reset(name, scope)?;
+    if store.clear_quarantine(name)? {
+        println!("'{name}' left quarantine");
+    }
     println!(
         "restarted '{name}': the next cycle is an initial cycle; {escrowed} objects left escrow{}",
         if forget_links {

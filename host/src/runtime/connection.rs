@@ -302,6 +302,12 @@ where
         Ok(Ok(Ok(r))) => Ok(r),
     };
     if let Err(e) = &result {
+        if !matches!(e, CallError::Connector(_)) {
+            crate::metrics::metrics()
+                .sandbox_traps
+                .get_or_create(&crate::metrics::status(&ctx.name, e.code()))
+                .inc();
+        }
         tracing::warn!(
             connection = %ctx.name,
             plugin = %ctx.plugin,

@@ -15,12 +15,14 @@
 
 pub mod cache;
 pub mod connection;
+pub mod loaded;
 pub mod plugin;
 pub mod sandbox;
 
 mod bindings;
 
 pub use connection::{Connection, ConnectionError, ConnectionSpec};
+pub use loaded::LoadedPlugins;
 pub use plugin::{CONTRACT_VERSION, LoadTimings, Plugin, PluginError};
 pub use sandbox::{CallError, Limits};
 

@@ -19,6 +19,7 @@
 //! | `escrow` | (connection, kind, source_id) | failed objects waiting to be retried, with attempt count and next attempt time |
 //! | `staged` | id | disables and deletes held by accidental-deletion prevention, with the operator's decision and when the allowed action was carried out (`done_at`) |
 //! | `logs` | id | the provisioning log, one record per object per cycle, with modified properties and steps as JSON |
+//! | `connection_state` | connection | the service's control state: paused, and quarantine (consecutive failed cycles, reason, next attempt) |
 //!
 //! Migrations are numbered; migration *n* brings the file to schema version
 //! *n*. Opening a file applies the missing ones in one transaction. A file
@@ -75,6 +76,7 @@ mod kinds;
 mod links;
 mod logs;
 mod schema;
+mod service;
 mod staged;
 mod time;
 
@@ -88,6 +90,7 @@ pub use logs::{
     export_json,
 };
 pub use schema::SCHEMA_VERSION;
+pub use service::ConnectionState;
 pub use staged::{Decision, StagedAction, StagedChange, StagedSelection};
 pub use time::{format_time, parse_time};
 

@@ -5,10 +5,23 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 /// Migration *n* (1-based) brings a file from schema version *n − 1* to *n*.
 /// Never edit a released migration; append a new one.
-const MIGRATIONS: &[&str] = &[MIGRATION_1];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The service's per-connection control state: paused by the operator, and
+/// quarantine (consecutive failed cycles, why, when the next attempt is due).
+const MIGRATION_2: &str = r#"
+CREATE TABLE connection_state (
+    connection          TEXT PRIMARY KEY NOT NULL,
+    paused              INTEGER NOT NULL DEFAULT 0,
+    quarantine_failures INTEGER NOT NULL DEFAULT 0,
+    quarantine_reason   TEXT,
+    next_attempt_at     TEXT,
+    updated_at          TEXT NOT NULL
+) WITHOUT ROWID;
+"#;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE links (
