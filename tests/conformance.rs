@@ -1,7 +1,8 @@
 //! The connector conformance kit (`sdk/conformance`) run against every
 //! connector of the repository: plugins/scim against the real scim2-server,
 //! plugins/zendesk against its emulator, plugins/rfpio and plugins/zenya
-//! against their emulator profiles and against scim2-server. And proof that
+//! against their emulator profiles and against scim2-server, plugins/replicon
+//! and plugins/clarizen against their emulators. And proof that
 //! the kit fails a broken connector (the misbehave plugin).
 //!
 //! Adding a connector is one call of [`conformance`] with a [`Target`]: the
@@ -21,6 +22,12 @@ mod scim_profiles;
 #[path = "emulators/zendesk.rs"]
 mod zendesk;
 
+#[path = "emulators/replicon.rs"]
+mod replicon;
+
+#[path = "emulators/clarizen.rs"]
+mod clarizen;
+
 use provisio::model::Value;
 use provisio_conformance::{Options, Report, Status};
 
@@ -34,6 +41,9 @@ struct Target<'a> {
     settings: &'a [(&'a str, &'a str)],
     /// Secret values by the plugin's secret names.
     secrets: &'a [(&'a str, &'a str)],
+    /// The connection's request budget, when the target's quota is below
+    /// the default 25/s (Clarizen: 25/s per organisation, burst included).
+    requests_per_second: Option<u32>,
 }
 
 /// Write a config for `target` (plugin pinned, secrets in files bound to the
@@ -69,6 +79,9 @@ fn conformance(target: Target, options: Options) -> Report {
         grants.join(", "),
         toml_str(target.origin)
     ));
+    if let Some(rps) = target.requests_per_second {
+        config.push_str(&format!("limits = {{ requests_per_second = {rps} }}\n"));
+    }
     let config_path = dir.path().join("provisio.toml");
     std::fs::write(&config_path, config).unwrap();
     let report = provisio_conformance::run(&config_path, "under_test", &options).unwrap();
@@ -106,6 +119,7 @@ fn scim_against_scim2_server() {
             origin: &server.origin(),
             settings: &[("base_url", &server.base_url())],
             secrets: &[("token", &token)],
+            requests_per_second: None,
         },
         Options::default(),
     );
@@ -129,6 +143,7 @@ fn zendesk_against_its_emulator() {
                 ("base_url", &emu.url),
             ],
             secrets: &[("api_token", &token)],
+            requests_per_second: None,
         },
         Options {
             // Zendesk groups take agents only.
@@ -154,6 +169,7 @@ fn scim_app(profile: scim_profiles::Profile, plugin: &str) -> Report {
             origin: &emu.origin,
             settings: &[("tenant_url", &tenant_url)],
             secrets: &[("token", &token)],
+            requests_per_second: None,
         },
         Options::default(),
     )
@@ -186,6 +202,7 @@ fn rfpio_and_zenya_against_scim2_server() {
             origin: &server.origin(),
             settings: &[("tenant_url", &base)],
             secrets: &[("token", &token)],
+            requests_per_second: None,
         },
         Options::default(),
     );
@@ -202,6 +219,7 @@ fn rfpio_and_zenya_against_scim2_server() {
                 ("groups_path", "/Groups"),
             ],
             secrets: &[("token", &token)],
+            requests_per_second: None,
         },
         Options::default(),
     );
@@ -226,6 +244,7 @@ fn the_kit_fails_a_broken_connector() {
             origin: &server.url,
             settings: &[("behaviour", "ok"), ("url", &server.url)],
             secrets: &[("token", "misbehave-conformance-token")],
+            requests_per_second: None,
         },
         Options::default(),
     );
@@ -256,4 +275,46 @@ fn the_kit_fails_a_broken_connector() {
         Status::Skipped,
         &["user-paging", "group-lifecycle"],
     );
+}
+
+#[test]
+fn replicon_against_its_emulator() {
+    let password = format!("conf-replicon-{}-pw", std::process::id());
+    let emu = replicon::start("Acme", "acme", "admin", &password);
+    let report = conformance(
+        Target {
+            plugin: "provisio_plugin_replicon",
+            origin: &emu.url,
+            settings: &[
+                ("company_key", "Acme"),
+                ("login", "admin"),
+                ("discovery_url", &emu.url),
+            ],
+            secrets: &[("password", &password)],
+            requests_per_second: None,
+        },
+        Options::default(),
+    );
+    report.assert_passed();
+    expect(&report, Status::Passed, ALL_USER_CHECKS);
+    expect(&report, Status::Skipped, &["group-lifecycle"]);
+}
+
+#[test]
+fn clarizen_against_its_emulator() {
+    let password = format!("conf-clarizen-{}-pw", std::process::id());
+    let emu = clarizen::start("admin@acme.test", &password);
+    let report = conformance(
+        Target {
+            plugin: "provisio_plugin_clarizen",
+            origin: &emu.url,
+            settings: &[("user_name", "admin@acme.test"), ("api_url", &emu.api_url)],
+            secrets: &[("password", &password)],
+            requests_per_second: Some(10),
+        },
+        Options::default(),
+    );
+    report.assert_passed();
+    expect(&report, Status::Passed, ALL_USER_CHECKS);
+    expect(&report, Status::Skipped, &["group-lifecycle"]);
 }

@@ -280,6 +280,7 @@ where
     F: for<'a> FnOnce(&'a guest::Guest, &'a mut Store<StoreState>) -> CallFuture<'a, R>,
 {
     let wall = ctx.limits.wall_time;
+    let throttled_before = ctx.http.limiter.throttled();
     let mut store = sandbox::new_store(engine, ctx.clone());
     let outcome = {
         let store = &mut store;
@@ -301,6 +302,15 @@ where
         Ok(Ok(Err(e))) => Err(CallError::Connector(e)),
         Ok(Ok(Ok(r))) => Ok(r),
     };
+    // A vendor may signal its quota without a 429 (Clarizen answers HTTP
+    // 500 "API calls quota exceeded"): when the connector reports
+    // rate-limited and the HTTP layer did not already slow the connection
+    // down during this call, the connection's whole budget adapts here.
+    if let Err(CallError::Connector(ConnectorError::RateLimited { retry_after, .. })) = &result
+        && ctx.http.limiter.throttled() == throttled_before
+    {
+        ctx.http.limiter.throttle(Some(*retry_after));
+    }
     if let Err(e) = &result {
         if !matches!(e, CallError::Connector(_)) {
             crate::metrics::metrics()

@@ -26,7 +26,7 @@ pub fn user_mappings() -> Vec<Mapping> {
         Mapping::new("LastName", "[surname]"),
         Mapping::new("JobTitle", "[jobTitle]"),
         Mapping::new("OfficePhone", "[telephoneNumber]"),
-        Mapping::new("MobilePhone", "[mobile]"),
+        Mapping::new("MobilePhone", "[mobilePhone]"),
         Mapping::new("ExternalID", "[id]"),
     ]
 }
