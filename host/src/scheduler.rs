@@ -10,11 +10,19 @@
 //! and the first cycle that succeeds ends it. A restart (`provisio restart`)
 //! also ends it, since the next process start begins afresh.
 //!
+//! Notifications: a failed cycle, entering and leaving quarantine, and a cycle
+//! whose deletion guard held disables/deletes go to the [`Notifier`] built from
+//! `[notifications]` (see [`crate::notify`]); it bounds its own time and never
+//! fails a cycle.
+//!
 //! Shutdown: on SIGTERM or Ctrl-C no new cycle starts; running cycles finish
 //! (every write is already recorded with its intent, so even a `kill -9`
 //! resumes safely), then the process exits.
 
-use std::time::Duration;
+use crate::cycle::CycleSummary;
+use crate::notify::{Event, Notifier};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// Default interval between cycles of one connection.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(40 * 60);
@@ -56,7 +64,11 @@ pub async fn run(
     max_concurrent: usize,
     once: bool,
 ) -> anyhow::Result<()> {
-    use std::sync::Arc;
+    let config = crate::config::Config::load(&config_path)?;
+    let notifier = Arc::new(
+        Notifier::from_config(&config)
+            .map_err(|e| anyhow::anyhow!(crate::capabilities::secrets::redact(&e.to_string())))?,
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -74,6 +86,7 @@ pub async fn run(
             permits.clone(),
             stop_rx.clone(),
             once,
+            notifier.clone(),
         )
     });
     futures::future::join_all(loops).await;
@@ -86,6 +99,7 @@ async fn connection_loop(
     permits: std::sync::Arc<tokio::sync::Semaphore>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     once: bool,
+    notifier: Arc<Notifier>,
 ) {
     let mut quarantined: u32 = 0;
     loop {
@@ -96,23 +110,54 @@ async fn connection_loop(
             p = permits.acquire() => match p { Ok(p) => p, Err(_) => break },
             _ = stop.changed() => break,
         };
-        let (outcome, interval) = one_cycle(&config_path, &name).await;
+        let (outcome, interval) = one_cycle(&config_path, &name, &notifier).await;
         drop(permit);
         let delay = match outcome {
-            Ok((failures, attempted)) if !cycle_failed(failures, attempted) => {
+            Ok(s) if !cycle_failed(s.failures, s.counts.values().sum()) => {
                 if quarantined > 0 {
                     tracing::info!(connection = %name, "left quarantine: the cycle succeeded");
+                    notifier
+                        .notify(Event::LeftQuarantine {
+                            connection: name.clone(),
+                        })
+                        .await;
                 }
                 quarantined = 0;
                 next_delay(interval, rand::random::<f64>())
             }
             other => {
                 quarantined += 1;
-                let why = match other {
-                    Ok((f, a)) => format!("{f} of {a} objects failed"),
-                    Err(e) => e,
+                let (why, cycle_id, counts) = match other {
+                    Ok(s) => (
+                        format!(
+                            "{} of {} objects failed",
+                            s.failures,
+                            s.counts.values().sum::<usize>()
+                        ),
+                        Some(s.cycle_id),
+                        s.counts,
+                    ),
+                    Err(e) => (e, None, Default::default()),
                 };
                 let d = quarantine_delay(quarantined);
+                notifier
+                    .notify(Event::CycleFailed {
+                        connection: name.clone(),
+                        cycle_id,
+                        reason: why.clone(),
+                        counts,
+                    })
+                    .await;
+                if quarantined == 1 {
+                    notifier
+                        .notify(Event::Quarantined {
+                            connection: name.clone(),
+                            reason: why.clone(),
+                            failed_cycles: quarantined,
+                            next_attempt: SystemTime::now() + d,
+                        })
+                        .await;
+                }
                 tracing::warn!(connection = %name, failed_cycles = quarantined, next_attempt_in_s = d.as_secs(), "quarantine: {why}");
                 eprintln!(
                     "provisio: connection '{name}' in quarantine ({why}); next attempt in {} h",
@@ -131,12 +176,13 @@ async fn connection_loop(
     }
 }
 
-/// One cycle: `Ok((failures, objects attempted))`, or why it could not run;
-/// plus the connection's interval.
+/// One cycle: its summary, or why it could not run; plus the connection's
+/// interval. Notifies when the deletion guard held disables/deletes.
 async fn one_cycle(
     config_path: &std::path::Path,
     name: &str,
-) -> (Result<(usize, usize), String>, Duration) {
+    notifier: &Notifier,
+) -> (Result<CycleSummary, String>, Duration) {
     let env = match crate::cli::sync::open_sync(config_path, name).await {
         Ok(env) => env,
         Err(e) => {
@@ -155,11 +201,33 @@ async fn one_cycle(
     };
     match cycle.run().await {
         Ok(s) => {
-            let attempted: usize = s.counts.values().sum();
             tracing::info!(connection = %name, cycle = %s.cycle_id, target_calls = s.target_calls, failures = s.failures, "{} cycle finished in {:.1} s", s.cycle_type, s.duration_seconds);
-            (Ok((s.failures, attempted)), interval)
+            if s.staged > 0 && notifier.is_enabled() {
+                notifier.notify(staged_event(&env.store, name, &s)).await;
+            }
+            (Ok(s), interval)
         }
         Err(e) => (Err(e.to_string()), interval),
+    }
+}
+
+/// The [`Event::StagedDeletions`] for a cycle that staged some: the count
+/// and up to 5 of the held actions, from the store.
+pub fn staged_event(store: &crate::store::Store, connection: &str, s: &CycleSummary) -> Event {
+    let sample = store
+        .staged_pending(connection)
+        .map(|v| {
+            v.iter()
+                .take(5)
+                .map(|c| format!("{} {} {} ({})", c.action, c.kind, c.source_id, c.reason))
+                .collect()
+        })
+        .unwrap_or_default();
+    Event::StagedDeletions {
+        connection: connection.to_string(),
+        cycle_id: s.cycle_id.clone(),
+        count: s.staged,
+        sample,
     }
 }
 
