@@ -35,6 +35,14 @@
 //! [[connections.demo.mappings.users]] # overrides of the connector's defaults
 //! target = "title"
 //! expression = "ToUpper([jobTitle])"
+//!
+//! [notifications]                  # optional; see the notify module
+//! webhook = { url = "https://hooks.example.com/provisio", secret = "hook_key" }
+//! email = { smtp_host = "smtp.example.com", tls = "starttls", from = "provisio@example.com",
+//!           to = ["ops@example.com"], username = "provisio", password_secret = "smtp_password" }
+//! events = ["cycle_failed", "quarantined", "left_quarantine", "staged_deletions"]
+//! dedup_window_seconds = 3600
+//! max_per_hour = 20
 //! ```
 //!
 //! Every error names the file, line, column and field, and says how to fix it.
@@ -45,6 +53,7 @@ use crate::capabilities::http::HostPattern;
 use crate::capabilities::log::LogLimits;
 use crate::capabilities::secrets::{MIN_SECRET_LEN, Secret, SecretValue};
 use crate::mapping::MappingOverride;
+use crate::notify::EventKind;
 use crate::runtime::{ConnectionSpec, Limits};
 use crate::scope::ScopeConfig;
 use crate::source::DirectorySource;
@@ -105,6 +114,37 @@ struct RawConfig {
     #[serde(default)]
     sources: BTreeMap<String, RawSource>,
     service: Option<Spanned<RawService>>,
+    notifications: Option<RawNotifications>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    webhook: Option<Spanned<RawWebhook>>,
+    email: Option<Spanned<RawEmail>>,
+    events: Option<Vec<Spanned<String>>>,
+    dedup_window_seconds: Option<Spanned<u64>>,
+    max_per_hour: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Spanned<String>,
+    secret: Option<Spanned<String>>,
+    auth: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    smtp_host: Spanned<String>,
+    smtp_port: Option<u16>,
+    tls: Option<Spanned<String>>,
+    from: Spanned<String>,
+    to: Spanned<Vec<Spanned<String>>>,
+    username: Option<Spanned<String>>,
+    password_secret: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -283,6 +323,91 @@ impl Default for ServiceConfig {
     }
 }
 
+/// The `[notifications]` section (absent: no notification is sent).
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// The webhook channel.
+    pub webhook: Option<WebhookConfig>,
+    /// The email channel.
+    pub email: Option<EmailConfig>,
+    /// The events that notify (default: all).
+    pub events: std::collections::BTreeSet<EventKind>,
+    /// The same event (connection, kind, reason) notifies once per this window.
+    pub dedup_window: Duration,
+    /// At most this many notifications per channel per hour.
+    pub max_per_hour: u32,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            webhook: None,
+            email: None,
+            events: EventKind::ALL.iter().copied().collect(),
+            dedup_window: crate::notify::DEFAULT_DEDUP_WINDOW,
+            max_per_hour: crate::notify::DEFAULT_MAX_PER_HOUR,
+        }
+    }
+}
+
+/// How the webhook request proves it comes from Provisio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookAuth {
+    /// `X-Provisio-Signature: sha256=<hex HMAC-SHA256 of the body>` keyed with the secret.
+    Hmac,
+    /// `Authorization: Bearer <secret>`.
+    Bearer,
+}
+
+/// The webhook channel: a JSON POST to `url`.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// https, or http on a loopback address.
+    pub url: url::Url,
+    /// The `[secrets.*]` entry that signs (or authorises) the request.
+    pub secret: Option<String>,
+    /// How the secret is used.
+    pub auth: WebhookAuth,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP; allowed only toward a loopback relay.
+    None,
+    /// Plain connection upgraded with STARTTLS (required, default; port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// The email channel: SMTP.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// The relay's host name.
+    pub smtp_host: String,
+    /// The relay's port.
+    pub smtp_port: u16,
+    /// Transport security.
+    pub tls: SmtpTls,
+    /// Sender address (`ops@example.com` or `Name <ops@example.com>`).
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// SMTP user name.
+    pub username: Option<String>,
+    /// The `[secrets.*]` entry holding the SMTP password.
+    pub password_secret: Option<String>,
+}
+
+/// Whether `host` (a name or an IP literal, brackets allowed) is a loopback host.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A source entry.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
@@ -307,6 +432,8 @@ pub struct Config {
     pub store_path: PathBuf,
     /// `[service]`.
     pub service: ServiceConfig,
+    /// Notifications (`[notifications]`).
+    pub notifications: NotificationsConfig,
     sources: BTreeMap<String, SourceConfig>,
     plugins: BTreeMap<String, PluginConfig>,
     secrets: BTreeMap<String, SecretConfig>,
@@ -748,12 +875,18 @@ impl Config {
             }
         };
 
+        let notifications = match raw.notifications {
+            Some(n) => parse_notifications(&cx, n, &secrets)?,
+            None => NotificationsConfig::default(),
+        };
+
         Ok(Config {
             path: path.to_path_buf(),
             state_dir,
             limits,
             store_path,
             service,
+            notifications,
             sources,
             plugins,
             secrets,
@@ -915,6 +1048,231 @@ impl Config {
     }
 }
 
+fn parse_notifications(
+    cx: &Ctx<'_>,
+    n: RawNotifications,
+    secrets: &BTreeMap<String, SecretConfig>,
+) -> Result<NotificationsConfig, ConfigError> {
+    let known_secret =
+        |name: &Spanned<String>, field: &str| -> Result<&SecretConfig, ConfigError> {
+            secrets.get(name.get_ref()).ok_or_else(|| {
+                cx.at(
+                    name.span(),
+                    field,
+                    format!(
+                        "no secret named '{}' (defined: {}); add a [secrets.{}] table",
+                        name.get_ref(),
+                        list(secrets.keys()),
+                        name.get_ref()
+                    ),
+                )
+            })
+        };
+    let mut out = NotificationsConfig::default();
+    if let Some(w) = n.webhook {
+        let w = w.into_inner();
+        let field = "notifications.webhook.url";
+        let url = url::Url::parse(w.url.get_ref()).map_err(|e| {
+            cx.at(
+                w.url.span(),
+                field,
+                format!(
+                    "'{}' is not a URL ({e}); write it as \"https://hooks.example.com/provisio\"",
+                    w.url.get_ref()
+                ),
+            )
+        })?;
+        let loopback = url.host_str().is_some_and(is_loopback_host);
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" => {
+                return Err(cx.at(
+                    w.url.span(),
+                    field,
+                    "the webhook must use https; plain http is allowed only on a loopback address (127.0.0.1, ::1, localhost)",
+                ));
+            }
+            other => {
+                return Err(cx.at(
+                    w.url.span(),
+                    field,
+                    format!("scheme '{other}' is not supported; use https (or http on a loopback address)"),
+                ));
+            }
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(cx.at(
+                w.url.span(),
+                field,
+                "the URL contains credentials; put them in a [secrets.*] entry and name it with secret = \"...\"",
+            ));
+        }
+        let auth = match w.auth.as_ref().map(|a| a.get_ref().as_str()) {
+            None | Some("hmac") => WebhookAuth::Hmac,
+            Some("bearer") => WebhookAuth::Bearer,
+            Some(other) => {
+                let span = w.auth.as_ref().map(Spanned::span).unwrap_or(0..0);
+                return Err(cx.at(
+                    span,
+                    "notifications.webhook.auth",
+                    format!("unknown auth '{other}'; use \"hmac\" (a signature header, the default) or \"bearer\""),
+                ));
+            }
+        };
+        if w.auth.is_some() && w.secret.is_none() {
+            let span = w.auth.as_ref().map(Spanned::span).unwrap_or(0..0);
+            return Err(cx.at(
+                span,
+                "notifications.webhook.auth",
+                "auth needs a secret: add secret = \"<name of a [secrets.*] entry>\"",
+            ));
+        }
+        if let Some(sec) = &w.secret {
+            let conf = known_secret(sec, "notifications.webhook.secret")?;
+            if !conf.hosts.iter().any(|h| h.matches(&url)) {
+                return Err(cx.at(
+                    sec.span(),
+                    "notifications.webhook.secret",
+                    format!(
+                        "secret '{}' is not bound to the webhook's origin; add \"{}\" to secrets.{}.hosts",
+                        sec.get_ref(),
+                        url.origin().ascii_serialization(),
+                        sec.get_ref()
+                    ),
+                ));
+            }
+        }
+        out.webhook = Some(WebhookConfig {
+            url,
+            secret: w.secret.map(Spanned::into_inner),
+            auth,
+        });
+    }
+    if let Some(e) = n.email {
+        let span = e.span();
+        let e = e.into_inner();
+        let tls = match e.tls.as_ref().map(|t| t.get_ref().as_str()) {
+            None | Some("starttls") => SmtpTls::Starttls,
+            Some("tls") => SmtpTls::Tls,
+            Some("none") => SmtpTls::None,
+            Some(other) => {
+                let span = e.tls.as_ref().map(Spanned::span).unwrap_or(0..0);
+                return Err(cx.at(
+                    span,
+                    "notifications.email.tls",
+                    format!("unknown tls mode '{other}'; use \"starttls\" (default, port 587), \"tls\" (port 465) or \"none\" (loopback relays only)"),
+                ));
+            }
+        };
+        let host = e.smtp_host.get_ref().trim().to_string();
+        let ip_literal = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok();
+        if host.is_empty() || host.contains(['/', ' ']) || (host.contains(':') && !ip_literal) {
+            return Err(cx.at(
+                e.smtp_host.span(),
+                "notifications.email.smtp_host",
+                "give the relay's host name only, e.g. smtp_host = \"smtp.example.com\" (the port goes in smtp_port)",
+            ));
+        }
+        if tls == SmtpTls::None && !is_loopback_host(&host) {
+            return Err(cx.at(
+                e.tls.as_ref().map(Spanned::span).unwrap_or(e.smtp_host.span()),
+                "notifications.email.tls",
+                "tls = \"none\" sends mail and password in the clear; it is allowed only toward a loopback relay (127.0.0.1, ::1, localhost); use \"starttls\" or \"tls\"",
+            ));
+        }
+        let mailbox = |v: &Spanned<String>, field: &str| -> Result<String, ConfigError> {
+            v.get_ref()
+                .parse::<lettre::message::Mailbox>()
+                .map(|_| v.get_ref().clone())
+                .map_err(|err| {
+                    cx.at(
+                        v.span(),
+                        field,
+                        format!("'{}' is not an email address ({err}); write \"ops@example.com\" or \"Ops <ops@example.com>\"", v.get_ref()),
+                    )
+                })
+        };
+        let from = mailbox(&e.from, "notifications.email.from")?;
+        if e.to.get_ref().is_empty() {
+            return Err(cx.at(
+                e.to.span(),
+                "notifications.email.to",
+                "give at least one recipient, e.g. to = [\"ops@example.com\"]",
+            ));
+        }
+        let mut to = Vec::new();
+        for t in e.to.get_ref() {
+            to.push(mailbox(t, "notifications.email.to")?);
+        }
+        match (&e.username, &e.password_secret) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(cx.at(
+                    span,
+                    "notifications.email",
+                    "give both username and password_secret (SMTP authentication) or neither",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(p) = &e.password_secret {
+            known_secret(p, "notifications.email.password_secret")?;
+        }
+        out.email = Some(EmailConfig {
+            smtp_port: e.smtp_port.unwrap_or(match tls {
+                SmtpTls::None => 25,
+                SmtpTls::Starttls => 587,
+                SmtpTls::Tls => 465,
+            }),
+            smtp_host: host,
+            tls,
+            from,
+            to,
+            username: e.username.map(Spanned::into_inner),
+            password_secret: e.password_secret.map(Spanned::into_inner),
+        });
+    }
+    if let Some(events) = n.events {
+        out.events.clear();
+        for ev in events {
+            let kind = EventKind::parse(ev.get_ref()).ok_or_else(|| {
+                cx.at(
+                    ev.span(),
+                    "notifications.events",
+                    format!(
+                        "unknown event '{}'; the events are {}",
+                        ev.get_ref(),
+                        EventKind::ALL
+                            .iter()
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+            out.events.insert(kind);
+        }
+    }
+    if let Some(w) = n.dedup_window_seconds {
+        out.dedup_window = Duration::from_secs(*w.get_ref());
+    }
+    if let Some(m) = n.max_per_hour {
+        if *m.get_ref() == 0 {
+            return Err(cx.at(
+                m.span(),
+                "notifications.max_per_hour",
+                "must be at least 1 (remove the channel to send nothing)",
+            ));
+        }
+        out.max_per_hour = *m.get_ref();
+    }
+    Ok(out)
+}
+
 fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let v: Vec<&str> = names.map(String::as_str).collect();
     if v.is_empty() {
@@ -1073,6 +1431,112 @@ limits = {{ memory_mb = 32 }}
         );
         let e = c.connection_spec("other").unwrap_err().to_string();
         assert!(e.contains("no connection named 'other'"), "{e}");
+    }
+
+    fn with_notifications(section: &str) -> Result<Config, ConfigError> {
+        parse(&format!(
+            "{}\n[secrets.hook]\nvalue = \"hook-secret-value\"\nhosts = [\"https://hooks.example.com\"]\n\n[notifications]\n{section}",
+            good()
+        ))
+    }
+
+    #[test]
+    fn notifications_section_loads() {
+        let c = with_notifications(
+            r#"webhook = { url = "https://hooks.example.com/p", secret = "hook" }
+email = { smtp_host = "smtp.example.com", from = "Provisio <p@example.com>", to = ["ops@example.com"], username = "p", password_secret = "tok" }
+events = ["quarantined", "staged_deletions"]
+dedup_window_seconds = 600
+max_per_hour = 5
+"#,
+        )
+        .unwrap();
+        let n = &c.notifications;
+        let w = n.webhook.as_ref().unwrap();
+        assert_eq!(w.url.as_str(), "https://hooks.example.com/p");
+        assert_eq!(w.auth, WebhookAuth::Hmac);
+        let e = n.email.as_ref().unwrap();
+        assert_eq!((e.tls, e.smtp_port), (SmtpTls::Starttls, 587));
+        assert_eq!(e.to, ["ops@example.com"]);
+        assert_eq!(
+            n.events.iter().copied().collect::<Vec<_>>(),
+            [EventKind::Quarantined, EventKind::StagedDeletions]
+        );
+        assert_eq!(n.dedup_window, Duration::from_secs(600));
+        assert_eq!(n.max_per_hour, 5);
+        // Absent: nothing configured, every event chosen, defaults.
+        let d = parse(&good()).unwrap().notifications;
+        assert!(d.webhook.is_none() && d.email.is_none());
+        assert_eq!(d.events.len(), EventKind::ALL.len());
+        // http is fine on loopback.
+        let c = with_notifications(r#"webhook = { url = "http://127.0.0.1:9/h" }"#).unwrap();
+        assert!(c.notifications.webhook.is_some());
+    }
+
+    #[test]
+    fn notification_errors_name_the_spot_and_the_fix() {
+        let base_line = good().lines().count() + 6;
+        let e = with_notifications(r#"webhook = { url = "http://hooks.example.com/p" }"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(":{}:", base_line + 1))
+                && e.contains("notifications.webhook.url")
+                && e.contains("must use https"),
+            "{e}"
+        );
+        let e = with_notifications(
+            r#"webhook = { url = "https://other.example.com/p", secret = "hook" }"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("not bound to the webhook's origin")
+                && e.contains("\"https://other.example.com\""),
+            "{e}"
+        );
+        assert!(!e.contains("hook-secret-value"), "{e}");
+        let e = with_notifications(
+            r#"email = { smtp_host = "smtp.example.com", tls = "none", from = "a@example.com", to = ["b@example.com"] }"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("notifications.email.tls") && e.contains("loopback"),
+            "{e}"
+        );
+        let e = with_notifications(
+            r#"email = { smtp_host = "127.0.0.1", tls = "none", from = "not an address", to = ["b@example.com"] }"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("notifications.email.from") && e.contains("not an email address"),
+            "{e}"
+        );
+        let e = with_notifications(
+            r#"email = { smtp_host = "127.0.0.1", tls = "none", from = "a@example.com", to = ["b@example.com"], username = "u" }"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("both username and password_secret"), "{e}");
+        let e = with_notifications(
+            r#"email = { smtp_host = "127.0.0.1", tls = "none", from = "a@example.com", to = ["b@example.com"], username = "u", password_secret = "nope" }"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no secret named 'nope'"), "{e}");
+        let e = with_notifications(r#"events = ["quarantine"]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown event 'quarantine'") && e.contains("left_quarantine"),
+            "{e}"
+        );
+        let e = with_notifications("max_per_hour = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("notifications.max_per_hour"), "{e}");
     }
 
     #[test]

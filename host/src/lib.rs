@@ -15,6 +15,8 @@
 //!   log, a key-value cache; each enforces the operator's grant.
 //! - [`model`] holds the host-side domain types.
 //! - [`telemetry`] sets up logging with secret redaction on every line.
+//! - [`notify`] tells operators about failed cycles, quarantine and held
+//!   deletions (webhook, email), de-duplicated and rate-limited.
 //! - [`cli`] is the `provisio` command.
 
 pub mod admin;
@@ -26,6 +28,7 @@ pub mod execute;
 pub mod mapping;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod progress;
 pub mod reconcile;
 pub mod runtime;

@@ -22,6 +22,11 @@
 //! its next attempts back off on Entra's schedule — 6 h, 12 h, 24 h, then daily —
 //! and the first cycle that succeeds ends it, as does a restart.
 //!
+//! Notifications: a failed cycle, entering and leaving quarantine, and a cycle
+//! whose deletion guard held disables/deletes go to the [`Notifier`] built from
+//! `[notifications]` (see [`crate::notify`]); it bounds its own time and never
+//! fails a cycle.
+//!
 //! Log retention: once a day the service deletes provisioning-log records
 //! older than `[service] log_retention_days` (default 30).
 //!
@@ -29,6 +34,8 @@
 //! (every write is already recorded with its intent, so even a `kill -9`
 //! resumes safely), then the process exits.
 
+use crate::cycle::CycleSummary;
+use crate::notify::{Event, Notifier};
 use crate::progress::{Progress, ProgressSnapshot};
 use crate::runtime::LoadedPlugins;
 use crate::store::{Store, format_time, parse_time};
@@ -219,6 +226,7 @@ pub struct Service {
     once: bool,
     retention: Duration,
     started_at: SystemTime,
+    notifier: Arc<Notifier>,
 }
 
 impl Service {
@@ -238,6 +246,9 @@ impl Service {
             )
         })?;
         let runtime = crate::runtime::Runtime::new(Some(&config.state_dir.join("cache")))?;
+        let notifier = Arc::new(
+            Notifier::from_config(&config).map_err(|e| anyhow::anyhow!(redact(&e.to_string())))?,
+        );
         Ok(Arc::new(Service {
             config_path,
             store,
@@ -250,6 +261,7 @@ impl Service {
             once,
             retention: config.service.log_retention,
             started_at: SystemTime::now(),
+            notifier,
         }))
     }
 
@@ -527,7 +539,7 @@ impl Service {
                 r
             };
             drop(permit);
-            let delay = self.after_cycle(&name, &h, outcome, interval);
+            let delay = self.after_cycle(&name, &h, outcome, interval).await;
             due = SystemTime::now() + delay;
             if self.once {
                 break;
@@ -538,17 +550,18 @@ impl Service {
 
     /// Record a cycle's outcome (metrics, quarantine in the store) and return
     /// the delay before the next one.
-    fn after_cycle(
+    async fn after_cycle(
         &self,
         name: &str,
         h: &ConnHandle,
-        outcome: Result<(usize, usize), String>,
+        outcome: Result<CycleSummary, String>,
         interval: Duration,
     ) -> Duration {
         let m = crate::metrics::metrics();
         let labels = crate::metrics::conn(name);
+        let attempted = |s: &CycleSummary| s.counts.values().sum::<usize>();
         let status = match &outcome {
-            Ok((f, a)) if !cycle_failed(*f, *a) => "succeeded",
+            Ok(s) if !cycle_failed(s.failures, attempted(s)) => "succeeded",
             Ok(_) => "failed",
             Err(_) => "error",
         };
@@ -557,10 +570,15 @@ impl Service {
             .inc();
         h.live(|l| l.last_error = outcome.as_ref().err().cloned());
         match outcome {
-            Ok((failures, attempted)) if !cycle_failed(failures, attempted) => {
+            Ok(s) if !cycle_failed(s.failures, attempted(&s)) => {
                 match self.store.clear_quarantine(name) {
                     Ok(true) => {
-                        tracing::info!(connection = %name, "left quarantine: the cycle succeeded")
+                        tracing::info!(connection = %name, "left quarantine: the cycle succeeded");
+                        self.notifier
+                            .notify(Event::LeftQuarantine {
+                                connection: name.to_string(),
+                            })
+                            .await;
                     }
                     Ok(false) => {}
                     Err(e) => {
@@ -577,11 +595,33 @@ impl Service {
                     .map(|s| s.quarantine_failures)
                     .unwrap_or(0)
                     .saturating_add(1);
-                let why = match other {
-                    Ok((f, a)) => format!("{f} of {a} objects failed"),
-                    Err(e) => e,
+                let (why, cycle_id, counts) = match other {
+                    Ok(s) => (
+                        format!("{} of {} objects failed", s.failures, attempted(&s)),
+                        Some(s.cycle_id),
+                        s.counts,
+                    ),
+                    Err(e) => (e, None, Default::default()),
                 };
                 let d = quarantine_delay(failed_cycles);
+                self.notifier
+                    .notify(Event::CycleFailed {
+                        connection: name.to_string(),
+                        cycle_id,
+                        reason: why.clone(),
+                        counts,
+                    })
+                    .await;
+                if failed_cycles == 1 {
+                    self.notifier
+                        .notify(Event::Quarantined {
+                            connection: name.to_string(),
+                            reason: why.clone(),
+                            failed_cycles,
+                            next_attempt: SystemTime::now() + d,
+                        })
+                        .await;
+                }
                 let next = format_time(SystemTime::now() + d);
                 if let Err(e) = self.store.set_quarantine(name, failed_cycles, &why, &next) {
                     tracing::warn!(connection = %name, "cannot record the quarantine: {e}");
@@ -597,9 +637,10 @@ impl Service {
         }
     }
 
-    /// One cycle: `Ok((failures, objects attempted))`, or why it could not
-    /// run; plus the connection's interval.
-    async fn one_cycle(&self, h: &ConnHandle) -> (Result<(usize, usize), String>, Duration) {
+    /// One cycle: its summary, or why it could not run; plus the
+    /// connection's interval. Notifies when the deletion guard held
+    /// disables/deletes.
+    async fn one_cycle(&self, h: &ConnHandle) -> (Result<CycleSummary, String>, Duration) {
         let name = &h.name;
         let env = match crate::cli::sync::open_sync_in(&self.config_path, name, Some(&self.plugins))
             .await
@@ -618,12 +659,36 @@ impl Service {
         };
         match cycle.run_with_progress(&h.progress).await {
             Ok(s) => {
-                let attempted: usize = s.counts.values().sum();
                 tracing::info!(connection = %name, cycle = %s.cycle_id, target_calls = s.target_calls, failures = s.failures, "{} cycle finished in {:.1} s", s.cycle_type, s.duration_seconds);
-                (Ok((s.failures, attempted)), interval)
+                if s.staged > 0 && self.notifier.is_enabled() {
+                    self.notifier
+                        .notify(staged_event(&env.store, name, &s))
+                        .await;
+                }
+                (Ok(s), interval)
             }
             Err(e) => (Err(redact(&e.to_string())), interval),
         }
+    }
+}
+
+/// The [`Event::StagedDeletions`] for a cycle that staged some: the count
+/// and up to 5 of the held actions, from the store.
+pub fn staged_event(store: &crate::store::Store, connection: &str, s: &CycleSummary) -> Event {
+    let sample = store
+        .staged_pending(connection)
+        .map(|v| {
+            v.iter()
+                .take(5)
+                .map(|c| format!("{} {} {} ({})", c.action, c.kind, c.source_id, c.reason))
+                .collect()
+        })
+        .unwrap_or_default();
+    Event::StagedDeletions {
+        connection: connection.to_string(),
+        cycle_id: s.cycle_id.clone(),
+        count: s.staged,
+        sample,
     }
 }
 

@@ -164,6 +164,19 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
         return Ok(());
     }
     let summary = run_with_bar(&cycle, !json).await?;
+    if summary.staged > 0 {
+        // Notify as the service would; a notification problem never fails the sync.
+        match crate::notify::Notifier::from_config(&Config::load(config)?) {
+            Ok(n) => {
+                n.notify(crate::scheduler::staged_event(&env.store, name, &summary))
+                    .await
+            }
+            Err(e) => tracing::warn!(
+                "notifications are not sent: {}",
+                crate::capabilities::secrets::redact(&e.to_string())
+            ),
+        }
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());

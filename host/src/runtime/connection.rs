@@ -309,7 +309,7 @@ where
     if let Err(CallError::Connector(ConnectorError::RateLimited { retry_after, .. })) = &result
         && ctx.http.limiter.throttled() == throttled_before
     {
-        ctx.http.limiter.throttle(Some(*retry_after));
+        ctx.http.limiter.throttle(*retry_after);
     }
     if let Err(e) = &result {
         if !matches!(e, CallError::Connector(_)) {

@@ -20,6 +20,7 @@
 //! | `staged` | id | disables and deletes held by accidental-deletion prevention, with the operator's decision and when the allowed action was carried out (`done_at`) |
 //! | `logs` | id | the provisioning log, one record per object per cycle, with modified properties and steps as JSON |
 //! | `connection_state` | connection | the service's control state: paused, and quarantine (consecutive failed cycles, reason, next attempt) |
+//! | `notifications` | id | notifications sent or held back by the rate limit, per channel, connection, event kind and de-duplication key (schema version 2) |
 //!
 //! Migrations are numbered; migration *n* brings the file to schema version
 //! *n*. Opening a file applies the missing ones in one transaction. A file
@@ -75,6 +76,7 @@ mod intents;
 mod kinds;
 mod links;
 mod logs;
+mod notifications;
 mod schema;
 mod service;
 mod staged;
@@ -89,6 +91,7 @@ pub use logs::{
     LogAction, LogQuery, LogRecord, LogStatus, ModifiedProperty, Step, StepKind, export_csv,
     export_json,
 };
+pub use notifications::{NotificationStatus, SuppressedNotification};
 pub use schema::SCHEMA_VERSION;
 pub use service::ConnectionState;
 pub use staged::{Decision, StagedAction, StagedChange, StagedSelection};

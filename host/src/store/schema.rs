@@ -5,14 +5,14 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 /// Migration *n* (1-based) brings a file from schema version *n − 1* to *n*.
 /// Never edit a released migration; append a new one.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The service's per-connection control state: paused by the operator, and
 /// quarantine (consecutive failed cycles, why, when the next attempt is due).
-const MIGRATION_2: &str = r#"
+const MIGRATION_3: &str = r#"
 CREATE TABLE connection_state (
     connection          TEXT PRIMARY KEY NOT NULL,
     paused              INTEGER NOT NULL DEFAULT 0,
@@ -128,6 +128,24 @@ CREATE INDEX logs_by_connection ON logs (connection, time);
 CREATE INDEX logs_by_cycle ON logs (cycle_id, time);
 CREATE INDEX logs_by_source ON logs (source_id, time);
 CREATE INDEX logs_by_target ON logs (target_id, time);
+"#;
+
+/// Notification history (see `notifications.rs`): de-duplication and rate
+/// limiting of notifications across restarts.
+const MIGRATION_2: &str = r#"
+CREATE TABLE notifications (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel    TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    dedup_key  TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('sent', 'suppressed')),
+    reported   INTEGER NOT NULL DEFAULT 0,
+    closed     INTEGER NOT NULL DEFAULT 0,
+    time       TEXT NOT NULL
+);
+CREATE INDEX notifications_by_key ON notifications (channel, connection, kind, dedup_key, time);
+CREATE INDEX notifications_by_channel ON notifications (channel, status, time);
 "#;
 
 /// The highest applied version, 0 for a new file.
