@@ -10,6 +10,13 @@
 //! processed leaves one provisioning-log record with its steps and modified
 //! properties (values of redacted mappings shown as `[REDACTED]`).
 //!
+//! Store writes go through a [`GroupCommit`]: the writes of the calls in
+//! flight share one transaction and one sync to disk. An intent is still on
+//! disk before its connector call (the executor awaits its commit); results
+//! and their intents' removal still commit together; log records and escrow
+//! clears are committed with the next group (at the latest at the end of the
+//! phase).
+//!
 //! Test hook: `PROVISIO_CRASH_AFTER_WRITES=N` aborts the process right after
 //! the N-th successful connector write, before the store records it — the
 //! worst moment for a crash.
@@ -20,8 +27,8 @@ use crate::reconcile::{self, Action, SourceState};
 use crate::runtime::{CallError, Connection};
 use crate::source::SourceIssue;
 use crate::store::{
-    IntentAction, Link, LinkState, LogAction, LogRecord, LogStatus, ModifiedProperty, StagedAction,
-    Step, StepKind, Store,
+    GroupCommit, IntentAction, IntentId, Link, LinkState, LogAction, LogRecord, LogStatus,
+    ModifiedProperty, StagedAction, Step, StepKind, Store, StoreError,
 };
 use futures::StreamExt;
 use std::collections::BTreeSet;
@@ -63,6 +70,9 @@ fn crash_hook() {
 pub struct Executor<'a> {
     conn: &'a Connection,
     store: &'a Store,
+    /// Writes of the concurrent calls, committed together (see
+    /// [`crate::store::group`]).
+    group: GroupCommit<'a>,
     cycle_id: String,
     concurrency: usize,
     calls: AtomicU64,
@@ -166,6 +176,7 @@ impl<'a> Executor<'a> {
         Executor {
             conn,
             store,
+            group: GroupCommit::new(store),
             cycle_id: cycle_id.to_string(),
             concurrency: concurrency.max(1),
             calls: AtomicU64::new(0),
@@ -183,6 +194,66 @@ impl<'a> Executor<'a> {
 
     fn counted(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Record an intent and wait until it is on disk: only then may the
+    /// connector be called.
+    async fn begin_intent(
+        &self,
+        kind: ObjectKind,
+        source_id: &str,
+        action: IntentAction,
+        payload: serde_json::Value,
+    ) -> Result<IntentId, StoreError> {
+        let (name, sid) = (self.name().to_string(), source_id.to_string());
+        self.group
+            .durable(move |s| s.begin_intent(&name, kind, &sid, action, &payload))
+            .await
+    }
+
+    /// The write failed definitely: forget the intent (with the next commit).
+    fn abandon_intent(&self, intent: IntentId) {
+        self.group.later(move |s| {
+            let _ = s.abandon_intent(intent);
+        });
+    }
+
+    /// The object succeeded: out of escrow (with the next commit).
+    fn escrow_clear(&self, kind: ObjectKind, source_id: &str) {
+        let (name, sid) = (self.name().to_string(), source_id.to_string());
+        self.group.later(move |s| {
+            let _ = s.escrow_clear(&name, kind, &sid);
+        });
+    }
+
+    /// The object failed: into escrow (with the next commit).
+    fn escrow_failure(&self, kind: ObjectKind, source_id: &str, code: &str, reason: &str) {
+        let (name, sid, code, reason) = (
+            self.name().to_string(),
+            source_id.to_string(),
+            code.to_string(),
+            reason.to_string(),
+        );
+        let at = SystemTime::now();
+        self.group.later(move |s| {
+            let _ = s.escrow_failure(&name, kind, &sid, &code, &reason, at);
+        });
+    }
+
+    /// Append a provisioning-log record (with the next commit).
+    fn append_log(&self, log: LogRecord) {
+        let name = self.name().to_string();
+        self.group.later(move |s| {
+            if let Err(e) = s.append_log(&log) {
+                tracing::error!(connection = %name, "cannot write the provisioning log: {e}");
+            }
+        });
+    }
+
+    /// Commit every queued write now (the end of a phase: what follows reads
+    /// the store).
+    fn commit(&self) {
+        let _ = self.group.flush();
     }
 
     /// Finish what a crash left in flight: an interrupted create is re-matched
@@ -303,12 +374,14 @@ impl<'a> Executor<'a> {
 
     /// Run objects concurrently (bounded by the connection's concurrency).
     pub async fn run_objects(&self, objects: Vec<&Planned>) -> Vec<Outcome> {
-        futures::stream::iter(objects)
+        let out = futures::stream::iter(objects)
             .map(|p| self.run_one(p))
             .buffer_unordered(self.concurrency)
             .filter_map(|o| async move { o })
             .collect()
-            .await
+            .await;
+        self.commit();
+        out
     }
 
     async fn run_one(&self, p: &Planned) -> Option<Outcome> {
@@ -335,13 +408,16 @@ impl<'a> Executor<'a> {
             Action::None { .. } => return None,
             Action::Refresh { fingerprint } => {
                 if let Some(l) = &p.link {
-                    let _ = self.store.upsert_link(&self.link(
+                    let link = self.link(
                         p,
                         &l.target_id,
                         fingerprint.clone(),
                         l.exported.clone(),
                         state_of(l.state),
-                    ));
+                    );
+                    self.group.later(move |s| {
+                        let _ = s.upsert_link(&link);
+                    });
                 }
                 return None;
             }
@@ -377,14 +453,7 @@ impl<'a> Executor<'a> {
         if status == LogStatus::Failure
             && let Some((code, reason)) = &rec.error
         {
-            let _ = self.store.escrow_failure(
-                self.name(),
-                d.kind,
-                &d.source_id,
-                code,
-                reason,
-                SystemTime::now(),
-            );
+            self.escrow_failure(d.kind, &d.source_id, code, reason);
         }
         let mut log = self.record_base(
             d.kind,
@@ -401,9 +470,7 @@ impl<'a> Executor<'a> {
             log.error_reason = Some(crate::capabilities::secrets::redact(&reason));
         }
         log.duration_ms = started.elapsed().as_millis() as u64;
-        if let Err(e) = self.store.append_log(&log) {
-            tracing::error!(connection = %self.name(), "cannot write the provisioning log: {e}");
-        }
+        self.append_log(log);
         Some(Outcome {
             kind: d.kind,
             action: action_name,
@@ -575,13 +642,10 @@ impl<'a> Executor<'a> {
             "attributes": reconcile::to_json_map(attributes),
             "fingerprint": update_fp,
         });
-        let intent = match self.store.begin_intent(
-            self.name(),
-            d.kind,
-            &d.source_id,
-            IntentAction::Create,
-            &payload,
-        ) {
+        let intent = match self
+            .begin_intent(d.kind, &d.source_id, IntentAction::Create, payload)
+            .await
+        {
             Ok(i) => i,
             Err(e) => {
                 steps.push(step(
@@ -620,7 +684,7 @@ impl<'a> Executor<'a> {
                     break;
                 }
                 Ok(found) => {
-                    let _ = self.store.abandon_intent(intent);
+                    self.abandon_intent(intent);
                     let ids: Vec<String> = found.iter().map(|o| o.id.clone()).collect();
                     let msg = format!(
                         "{} target objects match {} = {}: {}; refusing to guess",
@@ -642,7 +706,7 @@ impl<'a> Executor<'a> {
                     );
                 }
                 Err(e) => {
-                    let _ = self.store.abandon_intent(intent);
+                    self.abandon_intent(intent);
                     return self.fail(&e, steps, StepKind::Matching, None);
                 }
             }
@@ -656,7 +720,7 @@ impl<'a> Executor<'a> {
                     .cloned()
                     .collect();
                 if let Err(e) = self.conn.update(d.kind, &id, sendable).await {
-                    let _ = self.store.abandon_intent(intent);
+                    self.abandon_intent(intent);
                     return self.fail(&e, steps, StepKind::Export, Some(id));
                 }
                 crash_hook();
@@ -677,7 +741,7 @@ impl<'a> Executor<'a> {
                         o.id
                     }
                     Err(e) => {
-                        let _ = self.store.abandon_intent(intent);
+                        self.abandon_intent(intent);
                         return self.fail(&e, steps, StepKind::Export, None);
                     }
                 }
@@ -696,7 +760,13 @@ impl<'a> Executor<'a> {
             reconcile::to_json_map(attributes),
             state,
         );
-        if let Err(e) = self.store.complete_create(intent, &link) {
+        let done = {
+            let link = link.clone();
+            self.group
+                .durable(move |s| s.complete_create(intent, &link))
+                .await
+        };
+        if let Err(e) = done {
             steps.push(step(
                 StepKind::Export,
                 LogStatus::Failure,
@@ -704,7 +774,7 @@ impl<'a> Executor<'a> {
             ));
             return store_failure(steps, Some(target_id), &e);
         }
-        let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
+        self.escrow_clear(d.kind, &d.source_id);
         steps.push(step(
             StepKind::Export,
             LogStatus::Success,
@@ -754,17 +824,19 @@ impl<'a> Executor<'a> {
             LogStatus::Success,
             format!("linked to target id {}", link.target_id),
         ));
-        let intent = match self.store.begin_intent(
-            self.name(),
-            d.kind,
-            &d.source_id,
-            if enable {
-                IntentAction::Enable
-            } else {
-                IntentAction::Update
-            },
-            &serde_json::json!({}),
-        ) {
+        let intent = match self
+            .begin_intent(
+                d.kind,
+                &d.source_id,
+                if enable {
+                    IntentAction::Enable
+                } else {
+                    IntentAction::Update
+                },
+                serde_json::json!({}),
+            )
+            .await
+        {
             Ok(i) => i,
             Err(e) => {
                 return store_failure(steps, Some(link.target_id.clone()), &e);
@@ -773,7 +845,7 @@ impl<'a> Executor<'a> {
         if enable {
             self.counted();
             if let Err(e) = self.conn.enable(d.kind, &link.target_id).await {
-                let _ = self.store.abandon_intent(intent);
+                self.abandon_intent(intent);
                 return self.anchor_or_fail(p, &e, steps, &link.target_id);
             }
             crash_hook();
@@ -788,7 +860,7 @@ impl<'a> Executor<'a> {
                 .collect();
             self.counted();
             if let Err(e) = self.conn.update(d.kind, &link.target_id, attrs).await {
-                let _ = self.store.abandon_intent(intent);
+                self.abandon_intent(intent);
                 return self.anchor_or_fail(p, &e, steps, &link.target_id);
             }
             crash_hook();
@@ -804,10 +876,16 @@ impl<'a> Executor<'a> {
             exported,
             LinkState::Active,
         );
-        if let Err(e) = self.store.complete_update(intent, &new_link) {
+        let done = {
+            let link = new_link.clone();
+            self.group
+                .durable(move |s| s.complete_update(intent, &link))
+                .await
+        };
+        if let Err(e) = done {
             return store_failure(steps, Some(link.target_id.clone()), &e);
         }
-        let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
+        self.escrow_clear(d.kind, &d.source_id);
         let what = if enable { "enabled" } else { "updated" };
         steps.push(step(
             StepKind::Export,
@@ -847,9 +925,14 @@ impl<'a> Executor<'a> {
         target_id: &str,
     ) -> (LogStatus, Record) {
         if matches!(e, CallError::Connector(ConnectorError::NotFound(_))) {
-            let _ = self
-                .store
-                .remove_link(self.name(), p.desired.kind, &p.desired.source_id);
+            let (name, kind, sid) = (
+                self.name().to_string(),
+                p.desired.kind,
+                p.desired.source_id.clone(),
+            );
+            self.group.later(move |s| {
+                let _ = s.remove_link(&name, kind, &sid);
+            });
             let mut steps = steps;
             let msg = format!(
                 "target object {target_id} no longer exists; the link was removed and the object will be matched again next cycle"
@@ -894,17 +977,19 @@ impl<'a> Executor<'a> {
             LogStatus::Success,
             reason.to_string(),
         ));
-        let intent = match self.store.begin_intent(
-            self.name(),
-            d.kind,
-            &d.source_id,
-            if delete {
-                IntentAction::Delete
-            } else {
-                IntentAction::Disable
-            },
-            &serde_json::json!({}),
-        ) {
+        let intent = match self
+            .begin_intent(
+                d.kind,
+                &d.source_id,
+                if delete {
+                    IntentAction::Delete
+                } else {
+                    IntentAction::Disable
+                },
+                serde_json::json!({}),
+            )
+            .await
+        {
             Ok(i) => i,
             Err(e) => {
                 return store_failure(steps, Some(link.target_id.clone()), &e);
@@ -920,19 +1005,24 @@ impl<'a> Executor<'a> {
             Ok(()) => crash_hook(),
             Err(CallError::Connector(ConnectorError::NotFound(_))) if delete => {}
             Err(e) => {
-                let _ = self.store.abandon_intent(intent);
+                self.abandon_intent(intent);
                 return self.anchor_or_fail(p, &e, steps, &link.target_id);
             }
         }
-        let done = if delete {
-            self.store.complete_delete(intent)
-        } else {
-            self.store.complete_state(intent, LinkState::Disabled)
-        };
+        let done = self
+            .group
+            .durable(move |s| {
+                if delete {
+                    s.complete_delete(intent)
+                } else {
+                    s.complete_state(intent, LinkState::Disabled)
+                }
+            })
+            .await;
         if let Err(e) = done {
             return store_failure(steps, Some(link.target_id.clone()), &e);
         }
-        let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
+        self.escrow_clear(d.kind, &d.source_id);
         steps.push(step(
             StepKind::Export,
             LogStatus::Success,
@@ -999,13 +1089,15 @@ impl<'a> Executor<'a> {
                 for chunk in list.chunks(batch.max(1)) {
                     let sids: Vec<String> = chunk.iter().map(|(s, _)| s.clone()).collect();
                     let tids: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
-                    let Ok(intent) = self.store.begin_intent(
-                        self.name(),
-                        ObjectKind::Group,
-                        &m.group,
-                        IntentAction::Members,
-                        &serde_json::json!({"add": adding, "members": sids}),
-                    ) else {
+                    let Ok(intent) = self
+                        .begin_intent(
+                            ObjectKind::Group,
+                            &m.group,
+                            IntentAction::Members,
+                            serde_json::json!({"add": adding, "members": sids}),
+                        )
+                        .await
+                    else {
                         continue;
                     };
                     self.counted();
@@ -1019,7 +1111,10 @@ impl<'a> Executor<'a> {
                             crash_hook();
                             let (a, rm): (&[String], &[String]) =
                                 if adding { (&sids, &[]) } else { (&[], &sids) };
-                            let _ = self.store.complete_members(intent, &m.group, a, rm);
+                            let (group, a, rm) = (m.group.clone(), a.to_vec(), rm.to_vec());
+                            self.group.later(move |s| {
+                                let _ = s.complete_members(intent, &group, &a, &rm);
+                            });
                             if adding {
                                 added += sids.len()
                             } else {
@@ -1027,15 +1122,13 @@ impl<'a> Executor<'a> {
                             }
                         }
                         Err(e) => {
-                            let _ = self.store.abandon_intent(intent);
+                            self.abandon_intent(intent);
                             steps.push(step(StepKind::Export, LogStatus::Failure, e.to_string()));
-                            let _ = self.store.escrow_failure(
-                                self.name(),
+                            self.escrow_failure(
                                 ObjectKind::Group,
                                 &m.group,
                                 &code_of(&e),
                                 &e.to_string(),
-                                SystemTime::now(),
                             );
                             error = Some((code_of(&e), e.to_string()));
                         }
@@ -1075,13 +1168,14 @@ impl<'a> Executor<'a> {
                 log.error_reason = Some(r);
             }
             log.duration_ms = started.elapsed().as_millis() as u64;
-            let _ = self.store.append_log(&log);
+            self.append_log(log);
             out.push(Outcome {
                 kind: ObjectKind::Group,
                 action: LogAction::Update,
                 status,
             });
         }
+        self.commit();
         out
     }
 
