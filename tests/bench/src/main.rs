@@ -98,6 +98,20 @@ const PEAK: &str = "PEAK_RSS_KB";
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // A developer's RUST_BACKTRACE=1 makes every error capture a backtrace;
+    // an operator's host runs without it. Measure that host.
+    if args.mode.is_none()
+        && ["RUST_BACKTRACE", "RUST_LIB_BACKTRACE"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+    {
+        let status = Command::new(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .status()?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
     match &args.mode {
         Some(Mode::Serve { token }) => serve(token),
         Some(Mode::Cli { args }) => cli(args),
