@@ -65,7 +65,10 @@
 //!
 //! [`Store`] wraps one connection in a mutex: it is `Send + Sync`, and every
 //! method takes `&self`. Each method is a single statement or a single
-//! transaction.
+//! transaction. Inside a group commit ([`group`], used by the executor) the
+//! methods' transactions become savepoints of the group's one transaction,
+//! so each still happens whole or not at all, and the group syncs to disk
+//! once.
 
 mod cycles;
 mod error;
