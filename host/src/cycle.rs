@@ -420,12 +420,15 @@ impl Cycle<'_> {
             .filter(|p| p.link.is_some() || matches!(p.action, Action::Create { .. }))
             .map(|p| p.desired.source_id.as_str())
             .collect();
+        // Each group's plan entry, by source id (one pass, not one search per group).
+        let group_plans: BTreeMap<&str, &Planned> = plan
+            .objects
+            .iter()
+            .filter(|p| p.desired.kind == ObjectKind::Group)
+            .map(|p| (p.desired.source_id.as_str(), p))
+            .collect();
         for g in dir.groups.values().filter(|_| groups_supported) {
-            let Some(p) = plan
-                .objects
-                .iter()
-                .find(|p| p.desired.kind == ObjectKind::Group && p.desired.source_id == g.id)
-            else {
+            let Some(p) = group_plans.get(g.id.as_str()).copied() else {
                 continue;
             };
             let keeps = matches!(
@@ -635,6 +638,15 @@ impl Cycle<'_> {
         let (deprovision, rest): (Vec<&Planned>, Vec<&Planned>) =
             objects.into_iter().partition(|p| p.action.is_deprovision());
         // Phase 1: users, then groups, that stay.
+        // Whether phase 1 can change a link that planning reads (target id,
+        // exported attributes, state). `Refresh` only rewrites a fingerprint,
+        // which neither reference resolution nor memberships look at.
+        let links_change = rest.iter().any(|p| {
+            !matches!(
+                p.action,
+                Action::None { .. } | Action::Skip { .. } | Action::Refresh { .. }
+            )
+        });
         let (users, groups): (Vec<&Planned>, Vec<&Planned>) = rest
             .into_iter()
             .partition(|p| p.desired.kind == ObjectKind::User);
@@ -643,8 +655,15 @@ impl Cycle<'_> {
         progress.phase("groups");
         outcomes.extend(exec.run_objects(groups).await);
         // Phase 2: reference resolution (managers created in this cycle).
-        // Against the links as they are now, from the same read of the source.
-        let again = self.plan_from(&read)?;
+        // Against the links as they are now, from the same read of the source;
+        // when phase 1 changed no link, the first plan is that plan already.
+        let replanned;
+        let again = if links_change {
+            replanned = self.plan_from(&read)?;
+            &replanned
+        } else {
+            &plan
+        };
         let refs: Vec<&Planned> = again
             .objects
             .iter()

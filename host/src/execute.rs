@@ -10,6 +10,13 @@
 //! processed leaves one provisioning-log record with its steps and modified
 //! properties (values of redacted mappings shown as `[REDACTED]`).
 //!
+//! Store writes go through a [`GroupCommit`]: the writes of the calls in
+//! flight share one transaction and one sync to disk. An intent is still on
+//! disk before its connector call (the executor awaits its commit); results
+//! and their intents' removal still commit together; log records and escrow
+//! clears are committed with the next group (at the latest at the end of the
+//! phase).
+//!
 //! Test hook: `PROVISIO_CRASH_AFTER_WRITES=N` aborts the process right after
 //! the N-th successful connector write, before the store records it — the
 //! worst moment for a crash.
@@ -20,8 +27,8 @@ use crate::reconcile::{self, Action, SourceState};
 use crate::runtime::{CallError, Connection};
 use crate::source::SourceIssue;
 use crate::store::{
-    IntentAction, Link, LinkState, LogAction, LogRecord, LogStatus, ModifiedProperty, StagedAction,
-    Step, StepKind, Store,
+    GroupCommit, IntentAction, IntentId, Link, LinkState, LogAction, LogRecord, LogStatus,
+    ModifiedProperty, StagedAction, Step, StepKind, Store, StoreError,
 };
 use futures::StreamExt;
 use std::collections::BTreeSet;
@@ -63,6 +70,9 @@ fn crash_hook() {
 pub struct Executor<'a> {
     conn: &'a Connection,
     store: &'a Store,
+    /// Writes of the concurrent calls, committed together (see
+    /// [`crate::store::group`]).
+    group: GroupCommit<'a>,
     cycle_id: String,
     concurrency: usize,
     calls: AtomicU64,
@@ -167,6 +177,7 @@ impl<'a> Executor<'a> {
         Executor {
             conn,
             store,
+            group: GroupCommit::new(store),
             cycle_id: cycle_id.to_string(),
             concurrency: concurrency.max(1),
             calls: AtomicU64::new(0),
@@ -210,6 +221,66 @@ impl<'a> Executor<'a> {
 
     fn counted(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Record an intent and wait until it is on disk: only then may the
+    /// connector be called.
+    async fn begin_intent(
+        &self,
+        kind: ObjectKind,
+        source_id: &str,
+        action: IntentAction,
+        payload: serde_json::Value,
+    ) -> Result<IntentId, StoreError> {
+        let (name, sid) = (self.name().to_string(), source_id.to_string());
+        self.group
+            .durable(move |s| s.begin_intent(&name, kind, &sid, action, &payload))
+            .await
+    }
+
+    /// The write failed definitely: forget the intent (with the next commit).
+    fn abandon_intent(&self, intent: IntentId) {
+        self.group.later(move |s| {
+            let _ = s.abandon_intent(intent);
+        });
+    }
+
+    /// The object succeeded: out of escrow (with the next commit).
+    fn escrow_clear(&self, kind: ObjectKind, source_id: &str) {
+        let (name, sid) = (self.name().to_string(), source_id.to_string());
+        self.group.later(move |s| {
+            let _ = s.escrow_clear(&name, kind, &sid);
+        });
+    }
+
+    /// The object failed: into escrow (with the next commit).
+    fn escrow_failure(&self, kind: ObjectKind, source_id: &str, code: &str, reason: &str) {
+        let (name, sid, code, reason) = (
+            self.name().to_string(),
+            source_id.to_string(),
+            code.to_string(),
+            reason.to_string(),
+        );
+        let at = SystemTime::now();
+        self.group.later(move |s| {
+            let _ = s.escrow_failure(&name, kind, &sid, &code, &reason, at);
+        });
+    }
+
+    /// Append a provisioning-log record (with the next commit).
+    fn append_log(&self, log: LogRecord) {
+        let name = self.name().to_string();
+        self.group.later(move |s| {
+            if let Err(e) = s.append_log(&log) {
+                tracing::error!(connection = %name, "cannot write the provisioning log: {e}");
+            }
+        });
+    }
+
+    /// Commit every queued write now (the end of a phase: what follows reads
+    /// the store).
+    fn commit(&self) {
+        let _ = self.group.flush();
     }
 
     /// Finish what a crash left in flight: an interrupted create is re-matched
@@ -335,7 +406,7 @@ impl<'a> Executor<'a> {
         // rustc cannot then prove it `Send` for every lifetime (so it could
         // not run in a spawned task, such as an admin API handler).
         let futures: Vec<_> = objects.into_iter().map(|p| self.run_one(p)).collect();
-        futures::stream::iter(futures)
+        let out = futures::stream::iter(futures)
             .buffer_unordered(self.concurrency)
             .filter_map(|o| async move {
                 if let Some(o) = &o {
@@ -344,7 +415,9 @@ impl<'a> Executor<'a> {
                 o
             })
             .collect()
-            .await
+            .await;
+        self.commit();
+        out
     }
 
     async fn run_one(&self, p: &Planned) -> Option<Outcome> {
@@ -371,13 +444,16 @@ impl<'a> Executor<'a> {
             Action::None { .. } => return None,
             Action::Refresh { fingerprint } => {
                 if let Some(l) = &p.link {
-                    let _ = self.store.upsert_link(&self.link(
+                    let link = self.link(
                         p,
                         &l.target_id,
                         fingerprint.clone(),
                         l.exported.clone(),
                         state_of(l.state),
-                    ));
+                    );
+                    self.group.later(move |s| {
+                        let _ = s.upsert_link(&link);
+                    });
                 }
                 return None;
             }
@@ -413,14 +489,7 @@ impl<'a> Executor<'a> {
         if status == LogStatus::Failure
             && let Some((code, reason)) = &rec.error
         {
-            let _ = self.store.escrow_failure(
-                self.name(),
-                d.kind,
-                &d.source_id,
-                code,
-                reason,
-                SystemTime::now(),
-            );
+            self.escrow_failure(d.kind, &d.source_id, code, reason);
         }
         let mut log = self.record_base(
             d.kind,
@@ -437,9 +506,7 @@ impl<'a> Executor<'a> {
             log.error_reason = Some(crate::capabilities::secrets::redact(&reason));
         }
         log.duration_ms = started.elapsed().as_millis() as u64;
-        if let Err(e) = self.store.append_log(&log) {
-            tracing::error!(connection = %self.name(), "cannot write the provisioning log: {e}");
-        }
+        self.append_log(log);
         Some(Outcome {
             kind: d.kind,
             action: action_name,
@@ -617,13 +684,10 @@ impl<'a> Executor<'a> {
             "attributes": reconcile::to_json_map(attributes),
             "fingerprint": update_fp,
         });
-        let intent = match self.store.begin_intent(
-            self.name(),
-            d.kind,
-            &d.source_id,
-            IntentAction::Create,
-            &payload,
-        ) {
+        let intent = match self
+            .begin_intent(d.kind, &d.source_id, IntentAction::Create, payload)
+            .await
+        {
             Ok(i) => i,
             Err(e) => {
                 steps.push(step(
@@ -662,7 +726,7 @@ impl<'a> Executor<'a> {
                     break;
                 }
                 Ok(found) => {
-                    let _ = self.store.abandon_intent(intent);
+                    self.abandon_intent(intent);
                     let ids: Vec<String> = found.iter().map(|o| o.id.clone()).collect();
                     let msg = format!(
                         "{} target objects match {} = {}: {}; refusing to guess",
@@ -684,7 +748,7 @@ impl<'a> Executor<'a> {
                     );
                 }
                 Err(e) => {
-                    let _ = self.store.abandon_intent(intent);
+                    self.abandon_intent(intent);
                     return self.fail(&e, steps, StepKind::Matching, None);
                 }
             }
@@ -698,7 +762,7 @@ impl<'a> Executor<'a> {
                     .cloned()
                     .collect();
                 if let Err(e) = self.conn.update(d.kind, &id, sendable).await {
-                    let _ = self.store.abandon_intent(intent);
+                    self.abandon_intent(intent);
                     return self.fail(&e, steps, StepKind::Export, Some(id));
                 }
                 crash_hook();
@@ -719,7 +783,7 @@ impl<'a> Executor<'a> {
                         o.id
                     }
                     Err(e) => {
-                        let _ = self.store.abandon_intent(intent);
+                        self.abandon_intent(intent);
                         return self.fail(&e, steps, StepKind::Export, None);
                     }
                 }
@@ -738,7 +802,13 @@ impl<'a> Executor<'a> {
             reconcile::to_json_map(attributes),
             state,
         );
-        if let Err(e) = self.store.complete_create(intent, &link) {
+        let done = {
+            let link = link.clone();
+            self.group
+                .durable(move |s| s.complete_create(intent, &link))
+                .await
+        };
+        if let Err(e) = done {
             steps.push(step(
                 StepKind::Export,
                 LogStatus::Failure,
@@ -746,7 +816,7 @@ impl<'a> Executor<'a> {
             ));
             return store_failure(steps, Some(target_id), &e);
         }
-        let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
+        self.escrow_clear(d.kind, &d.source_id);
         steps.push(step(
             StepKind::Export,
             LogStatus::Success,
@@ -796,17 +866,19 @@ impl<'a> Executor<'a> {
             LogStatus::Success,
             format!("linked to target id {}", link.target_id),
         ));
-        let intent = match self.store.begin_intent(
-            self.name(),
-            d.kind,
-            &d.source_id,
-            if enable {
-                IntentAction::Enable
-            } else {
-                IntentAction::Update
-            },
-            &serde_json::json!({}),
-        ) {
+        let intent = match self
+            .begin_intent(
+                d.kind,
+                &d.source_id,
+                if enable {
+                    IntentAction::Enable
+                } else {
+                    IntentAction::Update
+                },
+                serde_json::json!({}),
+            )
+            .await
+        {
             Ok(i) => i,
             Err(e) => {
                 return store_failure(steps, Some(link.target_id.clone()), &e);
@@ -815,7 +887,7 @@ impl<'a> Executor<'a> {
         if enable {
             self.counted();
             if let Err(e) = self.conn.enable(d.kind, &link.target_id).await {
-                let _ = self.store.abandon_intent(intent);
+                self.abandon_intent(intent);
                 return self.anchor_or_fail(p, &e, steps, &link.target_id);
             }
             crash_hook();
@@ -830,7 +902,7 @@ impl<'a> Executor<'a> {
                 .collect();
             self.counted();
             if let Err(e) = self.conn.update(d.kind, &link.target_id, attrs).await {
-                let _ = self.store.abandon_intent(intent);
+                self.abandon_intent(intent);
                 return self.anchor_or_fail(p, &e, steps, &link.target_id);
             }
             crash_hook();
@@ -846,10 +918,16 @@ impl<'a> Executor<'a> {
             exported,
             LinkState::Active,
         );
-        if let Err(e) = self.store.complete_update(intent, &new_link) {
+        let done = {
+            let link = new_link.clone();
+            self.group
+                .durable(move |s| s.complete_update(intent, &link))
+                .await
+        };
+        if let Err(e) = done {
             return store_failure(steps, Some(link.target_id.clone()), &e);
         }
-        let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
+        self.escrow_clear(d.kind, &d.source_id);
         let what = if enable { "enabled" } else { "updated" };
         steps.push(step(
             StepKind::Export,
@@ -889,9 +967,14 @@ impl<'a> Executor<'a> {
         target_id: &str,
     ) -> (LogStatus, Record) {
         if matches!(e, CallError::Connector(ConnectorError::NotFound(_))) {
-            let _ = self
-                .store
-                .remove_link(self.name(), p.desired.kind, &p.desired.source_id);
+            let (name, kind, sid) = (
+                self.name().to_string(),
+                p.desired.kind,
+                p.desired.source_id.clone(),
+            );
+            self.group.later(move |s| {
+                let _ = s.remove_link(&name, kind, &sid);
+            });
             let mut steps = steps;
             let msg = format!(
                 "target object {target_id} no longer exists; the link was removed and the object will be matched again next cycle"
@@ -936,17 +1019,19 @@ impl<'a> Executor<'a> {
             LogStatus::Success,
             reason.to_string(),
         ));
-        let intent = match self.store.begin_intent(
-            self.name(),
-            d.kind,
-            &d.source_id,
-            if delete {
-                IntentAction::Delete
-            } else {
-                IntentAction::Disable
-            },
-            &serde_json::json!({}),
-        ) {
+        let intent = match self
+            .begin_intent(
+                d.kind,
+                &d.source_id,
+                if delete {
+                    IntentAction::Delete
+                } else {
+                    IntentAction::Disable
+                },
+                serde_json::json!({}),
+            )
+            .await
+        {
             Ok(i) => i,
             Err(e) => {
                 return store_failure(steps, Some(link.target_id.clone()), &e);
@@ -962,19 +1047,24 @@ impl<'a> Executor<'a> {
             Ok(()) => crash_hook(),
             Err(CallError::Connector(ConnectorError::NotFound(_))) if delete => {}
             Err(e) => {
-                let _ = self.store.abandon_intent(intent);
+                self.abandon_intent(intent);
                 return self.anchor_or_fail(p, &e, steps, &link.target_id);
             }
         }
-        let done = if delete {
-            self.store.complete_delete(intent)
-        } else {
-            self.store.complete_state(intent, LinkState::Disabled)
-        };
+        let done = self
+            .group
+            .durable(move |s| {
+                if delete {
+                    s.complete_delete(intent)
+                } else {
+                    s.complete_state(intent, LinkState::Disabled)
+                }
+            })
+            .await;
         if let Err(e) = done {
             return store_failure(steps, Some(link.target_id.clone()), &e);
         }
-        let _ = self.store.escrow_clear(self.name(), d.kind, &d.source_id);
+        self.escrow_clear(d.kind, &d.source_id);
         steps.push(step(
             StepKind::Export,
             LogStatus::Success,
@@ -1041,13 +1131,15 @@ impl<'a> Executor<'a> {
                 for chunk in list.chunks(batch.max(1)) {
                     let sids: Vec<String> = chunk.iter().map(|(s, _)| s.clone()).collect();
                     let tids: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
-                    let Ok(intent) = self.store.begin_intent(
-                        self.name(),
-                        ObjectKind::Group,
-                        &m.group,
-                        IntentAction::Members,
-                        &serde_json::json!({"add": adding, "members": sids}),
-                    ) else {
+                    let Ok(intent) = self
+                        .begin_intent(
+                            ObjectKind::Group,
+                            &m.group,
+                            IntentAction::Members,
+                            serde_json::json!({"add": adding, "members": sids}),
+                        )
+                        .await
+                    else {
                         continue;
                     };
                     self.counted();
@@ -1061,7 +1153,10 @@ impl<'a> Executor<'a> {
                             crash_hook();
                             let (a, rm): (&[String], &[String]) =
                                 if adding { (&sids, &[]) } else { (&[], &sids) };
-                            let _ = self.store.complete_members(intent, &m.group, a, rm);
+                            let (group, a, rm) = (m.group.clone(), a.to_vec(), rm.to_vec());
+                            self.group.later(move |s| {
+                                let _ = s.complete_members(intent, &group, &a, &rm);
+                            });
                             if adding {
                                 added += sids.len()
                             } else {
@@ -1069,15 +1164,13 @@ impl<'a> Executor<'a> {
                             }
                         }
                         Err(e) => {
-                            let _ = self.store.abandon_intent(intent);
+                            self.abandon_intent(intent);
                             steps.push(step(StepKind::Export, LogStatus::Failure, e.to_string()));
-                            let _ = self.store.escrow_failure(
-                                self.name(),
+                            self.escrow_failure(
                                 ObjectKind::Group,
                                 &m.group,
                                 &code_of(&e),
                                 &e.to_string(),
-                                SystemTime::now(),
                             );
                             error = Some((code_of(&e), e.to_string()));
                         }
@@ -1117,7 +1210,7 @@ impl<'a> Executor<'a> {
                 log.error_reason = Some(r);
             }
             log.duration_ms = started.elapsed().as_millis() as u64;
-            let _ = self.store.append_log(&log);
+            self.append_log(log);
             let o = Outcome {
                 kind: ObjectKind::Group,
                 action: LogAction::Update,
@@ -1126,6 +1219,7 @@ impl<'a> Executor<'a> {
             self.finished(&o);
             out.push(o);
         }
+        self.commit();
         out
     }
 

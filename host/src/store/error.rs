@@ -6,6 +6,10 @@ use std::path::PathBuf;
 /// one is involved, the table.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A group commit (several writes in one transaction) failed to commit;
+    /// none of its writes was kept.
+    #[error("a group commit failed: {0}")]
+    GroupCommit(String),
     /// The directory for the state file could not be created.
     #[error("cannot create directory {} for the state file: {source}", path.display())]
     CreateDir {

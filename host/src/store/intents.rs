@@ -7,7 +7,7 @@ use super::links::{forget_memberships, write_link, write_link_state, write_membe
 use super::staged::mark_done_for;
 use super::{LinkState, StagedAction, Store, StoreError, now, sql, write_tx};
 use crate::model::ObjectKind;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 text_enum! {
     /// The target write an intent announces.
@@ -82,7 +82,7 @@ fn load(conn: &Connection, op: &'static str, id: IntentId) -> Result<Intent, Sto
     .ok_or(StoreError::NoIntent { op, id: id.0 })
 }
 
-fn delete(tx: &Transaction<'_>, op: &'static str, id: IntentId) -> Result<(), StoreError> {
+fn delete(tx: &Connection, op: &'static str, id: IntentId) -> Result<(), StoreError> {
     tx.execute("DELETE FROM intents WHERE id = ?1", [id.0])
         .map_err(sql(op, "intents"))?;
     Ok(())

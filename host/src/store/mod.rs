@@ -67,11 +67,15 @@
 //!
 //! [`Store`] wraps one connection in a mutex: it is `Send + Sync`, and every
 //! method takes `&self`. Each method is a single statement or a single
-//! transaction.
+//! transaction. Inside a group commit ([`group`], used by the executor) the
+//! methods' transactions become savepoints of the group's one transaction,
+//! so each still happens whole or not at all, and the group syncs to disk
+//! once.
 
 mod cycles;
 mod error;
 mod escrow;
+pub mod group;
 mod intents;
 mod kinds;
 mod links;
@@ -85,6 +89,7 @@ mod time;
 pub use cycles::{Cycle, CycleStatus, CycleType};
 pub use error::StoreError;
 pub use escrow::{ESCROW_FIRST_BACKOFF, ESCROW_MAX_BACKOFF, EscrowEntry, escrow_backoff};
+pub use group::GroupCommit;
 pub use intents::{Intent, IntentAction, IntentId};
 pub use links::{Link, LinkState};
 pub use logs::{
@@ -246,6 +251,27 @@ impl Store {
         tx.commit().map_err(sql("reset (commit)", "links"))
     }
 
+    /// Open a group transaction: until [`Store::end_group`], every write of
+    /// this store joins it (each method's own transaction becomes a savepoint,
+    /// so it still happens whole or not at all), and nothing is durable.
+    /// Used by [`GroupCommit`], which never keeps a group open across an await.
+    fn begin_group(&self) -> Result<(), StoreError> {
+        self.lock()
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql("begin_group", "*"))
+    }
+
+    /// Commit the open group transaction (one sync to disk for all of it);
+    /// on failure nothing of it is kept.
+    fn end_group(&self) -> Result<(), StoreError> {
+        let conn = self.lock();
+        let r = conn.execute_batch("COMMIT").map_err(sql("end_group", "*"));
+        if r.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        r
+    }
+
     /// Lock the connection. A panic in another thread while it held the lock
     /// cannot leave the database half-written (an open transaction is rolled
     /// back when dropped), so a poisoned lock is taken over.
@@ -256,15 +282,51 @@ impl Store {
     }
 }
 
+/// A write transaction: a top-level one, or a savepoint inside an open group
+/// (see [`group`]). Either way all of it or none of it happens; dropping it
+/// without [`WriteTx::commit`] rolls it back.
+enum WriteTx<'c> {
+    Top(rusqlite::Transaction<'c>),
+    Nested(rusqlite::Savepoint<'c>),
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            WriteTx::Top(t) => t,
+            WriteTx::Nested(s) => s,
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    /// Commit (a top-level transaction) or release into the group (a savepoint).
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            WriteTx::Top(t) => t.commit(),
+            WriteTx::Nested(s) => s.commit(),
+        }
+    }
+}
+
 /// Start a write transaction. `IMMEDIATE` takes the write lock up front, so a
 /// read-then-write transaction cannot fail half-way on another process's lock.
+/// Inside an open group commit the transaction is a savepoint of the group's.
 fn write_tx<'c>(
     conn: &'c mut Connection,
     op: &'static str,
     table: &'static str,
-) -> Result<rusqlite::Transaction<'c>, StoreError> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql(op, table))
+) -> Result<WriteTx<'c>, StoreError> {
+    if conn.is_autocommit() {
+        conn.transaction_with_behavior(TransactionBehavior::Immediate)
+            .map(WriteTx::Top)
+            .map_err(sql(op, table))
+    } else {
+        conn.savepoint()
+            .map(WriteTx::Nested)
+            .map_err(sql(op, table))
+    }
 }
 
 /// Map a SQLite error to [`StoreError::Sql`] naming the operation and table.
