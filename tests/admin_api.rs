@@ -596,14 +596,20 @@ async fn sigkill_mid_cycle_several_times_ends_exactly_right() {
         assert_eq!(target.len(), ids.len(), "nothing else: {target:?}");
         stop(child);
     });
-    // Every user was created by exactly one successful POST, and no create
-    // was ever repeated (a repeat would have met 409 from the server).
+    // No create was ever repeated: a repeat would have met 409 from the
+    // server. (A create cut off by a kill reaches the server but not the
+    // proxy's record, so successful creates seen can be fewer than users;
+    // the restarted service re-matched those instead of creating again.)
     let seen = proxy.seen.lock().unwrap().clone();
     let created = seen
         .iter()
         .filter(|r| r.method == "POST" && r.status == 201)
         .count();
     let conflicts = seen.iter().filter(|r| r.status == 409).count();
-    assert_eq!(created, ids.len(), "one successful create per user");
+    assert!(
+        created <= ids.len(),
+        "{created} creates for {} users",
+        ids.len()
+    );
     assert_eq!(conflicts, 0, "no duplicate create was attempted");
 }

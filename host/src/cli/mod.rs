@@ -519,10 +519,27 @@ async fn object(config: &Path, kind: ObjectKind, cmd: ObjectCommand) -> Result<(
             let mut out = Vec::new();
             let mut cursor: Option<String> = None;
             loop {
-                let page = conn
-                    .list(kind, cursor.as_deref(), page_size)
-                    .await
-                    .map_err(call_err)?;
+                // A page the target refuses for its rate limit is asked for
+                // again after the delay it gave (a few times), as a cycle would.
+                let mut attempt = 1;
+                let page = loop {
+                    match conn.list(kind, cursor.as_deref(), page_size).await {
+                        Err(crate::runtime::CallError::Connector(
+                            crate::model::ConnectorError::RateLimited { retry_after, .. },
+                        )) if attempt < LIST_ATTEMPTS => {
+                            let wait = retry_after
+                                .unwrap_or(std::time::Duration::from_secs(1))
+                                .min(std::time::Duration::from_secs(60));
+                            eprintln!(
+                                "rate limited by the target; asking for the page again in {} ms",
+                                wait.as_millis()
+                            );
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                        }
+                        other => break other.map_err(call_err)?,
+                    }
+                };
                 out.extend(page.objects.iter().map(|o| o.to_json()));
                 if limit.is_some_and(|l| out.len() >= l) {
                     out.truncate(limit.unwrap_or(usize::MAX));
@@ -537,6 +554,9 @@ async fn object(config: &Path, kind: ObjectKind, cmd: ObjectCommand) -> Result<(
         }
     }
 }
+
+/// Attempts per page of `list` when the target answers rate-limited.
+const LIST_ATTEMPTS: u32 = 4;
 
 async fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<()> {
     // Use the configured cache when there is a config; inspecting needs none.
