@@ -295,7 +295,7 @@ impl Service {
     pub fn status(&self, name: &str) -> Result<ConnectionStatus, ControlError> {
         let h = self.handle(name)?;
         let st = self.store.connection_state(name)?;
-        let last_cycle = self.store.last_cycle(name)?;
+        let last_cycle = self.store.last_finished_cycle(name)?;
         let (running, next, last_error, plugin) = h.live(|l| {
             (
                 l.running,
@@ -325,7 +325,7 @@ impl Service {
                 next_attempt_at: st.next_attempt_at.clone(),
             }),
             current_cycle: running.then(|| h.progress.snapshot()),
-            last_cycle: last_cycle.filter(|c| c.status != crate::store::CycleStatus::Running),
+            last_cycle,
             next_run_at: if st.paused {
                 None
             } else {

@@ -175,6 +175,22 @@ impl Store {
             .map_err(sql("last_cycle", "cycles"))
     }
 
+    /// The most recently started cycle of a connection that has ended
+    /// (succeeded, failed or interrupted), skipping one still running.
+    pub fn last_finished_cycle(&self, connection: &str) -> Result<Option<Cycle>, StoreError> {
+        self.lock()
+            .query_row(
+                &format!(
+                    "SELECT {CYCLE_COLUMNS} FROM cycles WHERE connection = ?1 AND status != 'running'
+                     ORDER BY started_at DESC, rowid DESC LIMIT 1"
+                ),
+                [connection],
+                cycle_from_row,
+            )
+            .optional()
+            .map_err(sql("last_finished_cycle", "cycles"))
+    }
+
     /// At start-up: cycles of a connection still marked running were cut
     /// short by a stop or crash; mark them interrupted. Returns how many.
     pub fn mark_running_cycles_interrupted(&self, connection: &str) -> Result<usize, StoreError> {
@@ -230,6 +246,9 @@ mod tests {
         let last = s.last_cycle("c1").unwrap().unwrap();
         assert_eq!(last.id, second);
         assert_eq!(last.cycle_type, CycleType::Incremental);
+        let finished = s.last_finished_cycle("c1").unwrap().unwrap();
+        assert_eq!(finished.id, first, "the running cycle is skipped");
+        assert_eq!(s.last_finished_cycle("c2").unwrap(), None);
 
         let done = s.cycle(&first).unwrap().unwrap();
         assert_eq!(done.status, CycleStatus::Succeeded);
