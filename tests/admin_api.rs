@@ -613,3 +613,64 @@ async fn sigkill_mid_cycle_several_times_ends_exactly_right() {
     );
     assert_eq!(conflicts, 0, "no duplicate create was attempted");
 }
+
+#[test]
+fn a_successful_attempt_ends_quarantine_by_itself() {
+    let server = scim_server::start("heal-token-6d21");
+    let (plugin, sha) = common::pinned("provisio_plugin_scim");
+    let s = setup(
+        &server.origin(),
+        &server.base_url(),
+        &plugin,
+        &sha,
+        "interval_seconds = 3600",
+    );
+    // The target token comes from a file the operator can fix while the
+    // service runs (the config and secrets are read before every cycle).
+    let token_file = s.dir.path().join("token");
+    std::fs::write(&token_file, "wrong-token-0000").unwrap();
+    let cfg = std::fs::read_to_string(&s.cfg).unwrap().replace(
+        "env = \"SVC_TOKEN\"",
+        &format!("file = {:?}", token_file.display().to_string()),
+    );
+    std::fs::write(&s.cfg, cfg).unwrap();
+    std::fs::write(s.dir.path().join("directory.json"), directory(&[1, 2])).unwrap();
+    let child = spawn(&s.cfg, "unused-token-0000");
+    let port = s.port;
+    wait_for("quarantine", Duration::from_secs(90), || {
+        api(port, "GET", "/healthz", None, None).0 == 200 && status(port)["state"] == "quarantine"
+    });
+    let st = status(port);
+    assert_eq!(st["quarantine"]["failed_cycles"], 1, "{st}");
+    assert!(
+        st["quarantine"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 of 2 objects failed"),
+        "{st}"
+    );
+    let (_, m) = api(port, "GET", "/metrics", Some(ADMIN), None);
+    assert!(
+        m.as_str()
+            .unwrap()
+            .contains(r#"provisio_quarantined{connection="svc"} 1"#)
+    );
+    // Fix the credential and ask for an attempt now (no restart: the objects
+    // that failed are in escrow, and the quarantine attempt retries them): it
+    // succeeds, and the connection leaves quarantine by itself.
+    std::fs::write(&token_file, "heal-token-6d21").unwrap();
+    post(port, "/v1/connections/svc/start", None);
+    wait_for("the healed cycle", Duration::from_secs(90), || {
+        status(port)["state"] == "active"
+    });
+    let st = status(port);
+    assert!(st["quarantine"].is_null(), "{st}");
+    assert_eq!(users(&server).len(), 2);
+    let (_, m) = api(port, "GET", "/metrics", Some(ADMIN), None);
+    assert!(
+        m.as_str()
+            .unwrap()
+            .contains(r#"provisio_quarantined{connection="svc"} 0"#)
+    );
+    stop(child);
+}

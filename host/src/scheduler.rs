@@ -531,6 +531,25 @@ impl Service {
                 p = self.permits.acquire() => match p { Ok(p) => p, Err(_) => break },
                 _ = stop.changed() => break,
             };
+            // An attempt out of quarantine retries every object: objects that
+            // failed into escrow would otherwise be skipped, and a cycle of
+            // skips would end the quarantine without proving anything. The
+            // quarantine's own back-off is longer than any escrow wait.
+            if self
+                .store
+                .connection_state(&name)
+                .is_ok_and(|s| s.quarantined())
+            {
+                let only_escrow = crate::store::ResetScope {
+                    watermark: false,
+                    escrow: true,
+                    staged: false,
+                    links: false,
+                };
+                if let Err(e) = self.store.reset(&name, only_escrow) {
+                    tracing::warn!(connection = %name, "cannot clear escrow for the quarantine attempt: {e}");
+                }
+            }
             let (outcome, interval) = {
                 let _guard = h.cycle_lock.lock().await;
                 h.live(|l| l.running = true);
