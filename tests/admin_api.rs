@@ -15,6 +15,7 @@ mod scim_server;
 #[path = "common/faulty_proxy.rs"]
 mod faulty_proxy;
 
+use common::wait_for;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,14 +33,6 @@ fn directory(ids: &[u32]) -> String {
     json!({"users": users, "groups": [], "assignments": assignments}).to_string()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     cfg: PathBuf,
@@ -50,7 +43,7 @@ struct Setup {
 /// connection's table.
 fn setup(origin: &str, base: &str, plugin: &Path, sha: &str, conn_extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = scim_server::free_port();
     let cfg = dir.path().join("provisio.toml");
     write_config(&cfg, origin, base, plugin, sha, conn_extra, port);
     Setup { dir, cfg, port }
@@ -148,14 +141,6 @@ fn post(port: u16, path: &str, body: Option<Value>) -> Value {
     let (code, v) = api(port, "POST", path, Some(ADMIN), body);
     assert_eq!(code, 200, "POST {path}: {v}");
     v
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// userName -> (count, active) in the target.

@@ -9,6 +9,7 @@ mod common;
 #[path = "common/scim_server.rs"]
 mod scim_server;
 
+use common::wait_for;
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,14 +62,6 @@ fn user_count(server: &scim_server::ScimServer) -> u64 {
     serde_json::from_slice::<Value>(&o.stdout)
         .map(|v| v["totalResults"].as_u64().unwrap_or(0))
         .unwrap_or(0)
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

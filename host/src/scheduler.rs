@@ -91,6 +91,24 @@ pub enum ConnState {
     Quarantine,
 }
 
+impl ConnState {
+    /// The state from whether a cycle runs, the stored control state and
+    /// whether a cycle ever finished.
+    pub fn of(running: bool, st: &crate::store::ConnectionState, ran: bool) -> Self {
+        if running {
+            ConnState::Running
+        } else if st.paused {
+            ConnState::Paused
+        } else if st.quarantined() {
+            ConnState::Quarantine
+        } else if !ran {
+            ConnState::NotRun
+        } else {
+            ConnState::Active
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Live {
     running: bool,
@@ -237,14 +255,8 @@ impl Service {
         max_concurrent: usize,
         once: bool,
     ) -> anyhow::Result<Arc<Self>> {
-        use anyhow::Context as _;
         let config = crate::config::Config::load(&config_path)?;
-        let store = Store::open(&config.store_path).with_context(|| {
-            format!(
-                "cannot open the state store {}",
-                config.store_path.display()
-            )
-        })?;
+        let store = crate::cli::open_store(&config)?;
         let runtime = crate::runtime::Runtime::new(Some(&config.state_dir.join("cache")))?;
         let notifier = Arc::new(
             Notifier::from_config(&config).map_err(|e| anyhow::anyhow!(redact(&e.to_string())))?,
@@ -304,17 +316,7 @@ impl Service {
                 l.plugin.clone(),
             )
         });
-        let state = if running {
-            ConnState::Running
-        } else if st.paused {
-            ConnState::Paused
-        } else if st.quarantined() {
-            ConnState::Quarantine
-        } else if last_cycle.is_none() {
-            ConnState::NotRun
-        } else {
-            ConnState::Active
-        };
+        let state = ConnState::of(running, &st, last_cycle.is_some());
         Ok(ConnectionStatus {
             name: name.to_string(),
             state,

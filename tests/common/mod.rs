@@ -192,3 +192,12 @@ pub fn expect_failure(args: &[&str], (ok, _, stderr): (bool, String, String)) ->
     assert!(!ok, "provisio {args:?} should have failed");
     stderr
 }
+
+/// Poll `f` every 200 ms until it holds; fail the test naming `what` after `limit`.
+pub fn wait_for(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

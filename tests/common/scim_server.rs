@@ -32,7 +32,8 @@ impl Drop for ScimServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

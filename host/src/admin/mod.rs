@@ -251,11 +251,7 @@ async fn decide(
 ) -> ApiResult {
     st.service.status(name)?;
     let ids = body.map(|Json(b)| b.ids).unwrap_or_default();
-    let sel = if ids.is_empty() {
-        StagedSelection::All
-    } else {
-        StagedSelection::Ids(ids)
-    };
+    let sel = StagedSelection::from_ids(ids);
     let changed = st.service.store().decide_staged(name, &sel, d)?;
     ok(json!({"decision": d.as_str(), "changed": changed}))
 }

@@ -424,6 +424,16 @@ fn read_attrs(input: AttrInput) -> Result<Vec<Attribute>> {
     attributes_from_json(&v).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// Open the configuration's state store, saying which file failed.
+pub(crate) fn open_store(config: &Config) -> Result<crate::store::Store> {
+    crate::store::Store::open(&config.store_path).with_context(|| {
+        format!(
+            "cannot open the state store {}",
+            config.store_path.display()
+        )
+    })
+}
+
 pub(crate) async fn open(config_path: &Path, connection: &str) -> Result<Connection> {
     open_in(config_path, connection, None).await
 }

@@ -5,20 +5,11 @@
 
 use crate::admin::client::{Client, ClientError};
 use crate::config::Config;
-use crate::store::Store;
-use anyhow::{Context, Result, bail};
+use crate::scheduler::ConnState;
+use anyhow::{Result, bail};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
-
-fn store(config: &Config) -> Result<Store> {
-    Store::open(&config.store_path).with_context(|| {
-        format!(
-            "cannot open the state store {}",
-            config.store_path.display()
-        )
-    })
-}
 
 /// `provisio status [connection] [--json]`.
 pub async fn status(config_path: &Path, connection: Option<String>, json: bool) -> Result<()> {
@@ -45,7 +36,7 @@ pub async fn status(config_path: &Path, connection: Option<String>, json: bool) 
             (list, true)
         }
         None => {
-            let store = store(&config)?;
+            let store = super::open_store(&config)?;
             let names = match connection {
                 Some(c) => {
                     config.connection(&c)?;
@@ -57,14 +48,11 @@ pub async fn status(config_path: &Path, connection: Option<String>, json: bool) 
             for n in names {
                 let st = store.connection_state(&n)?;
                 let last = store.last_cycle(&n)?;
-                let state = if st.paused {
-                    "paused"
-                } else if st.quarantined() {
-                    "quarantine"
-                } else if last.is_none() {
-                    "not-run"
-                } else {
-                    "stopped"
+                // Nothing runs while the service is down: a healthy
+                // connection is "stopped" rather than "active".
+                let state = match ConnState::of(false, &st, last.is_some()) {
+                    ConnState::Active => serde_json::json!("stopped"),
+                    other => serde_json::json!(other),
                 };
                 list.push(serde_json::json!({
                     "name": n, "state": state, "paused": st.paused,
@@ -222,7 +210,7 @@ pub async fn control(config_path: &Path, connection: &str, what: Control) -> Res
                 Some(Err(e)) => e.to_string(),
                 _ => "the admin API is not configured".to_string(),
             };
-            let store = store(&config)?;
+            let store = super::open_store(&config)?;
             match what {
                 Control::Pause | Control::Resume => {
                     store.set_paused(connection, what == Control::Pause)?;

@@ -62,12 +62,7 @@ pub async fn open_sync_in(
                 config.path.display()
             )
         })?;
-    let store = Store::open(&config.store_path).with_context(|| {
-        format!(
-            "cannot open the state store {}",
-            config.store_path.display()
-        )
-    })?;
+    let store = super::open_store(&config)?;
     Ok(SyncEnv {
         conn,
         store,
@@ -429,12 +424,7 @@ pub fn logs(
     limit: usize,
 ) -> Result<()> {
     let config = Config::load(config)?;
-    let store = Store::open(&config.store_path).with_context(|| {
-        format!(
-            "cannot open the state store {}",
-            config.store_path.display()
-        )
-    })?;
+    let store = super::open_store(&config)?;
     let query = LogQuery {
         connection,
         cycle_id: cycle,
@@ -509,7 +499,7 @@ pub async fn mapping_test(config: &Path, cmd: MappingCommand) -> Result<()> {
 /// `provisio staged ...`.
 pub async fn staged(config: &Path, cmd: StagedCommand) -> Result<()> {
     let config = Config::load(config)?;
-    let store = Store::open(&config.store_path)?;
+    let store = super::open_store(&config)?;
     let (connection, decision, ids) = match cmd {
         StagedCommand::List { connection } => {
             let pending = store.staged_pending(&connection)?;
@@ -532,11 +522,7 @@ pub async fn staged(config: &Path, cmd: StagedCommand) -> Result<()> {
         StagedCommand::Allow { connection, ids } => (connection, Decision::Allowed, ids),
         StagedCommand::Reject { connection, ids } => (connection, Decision::Rejected, ids),
     };
-    let sel = if ids.is_empty() {
-        StagedSelection::All
-    } else {
-        StagedSelection::Ids(ids)
-    };
+    let sel = StagedSelection::from_ids(ids);
     let changed = store.decide_staged(&connection, &sel, decision)?;
     println!(
         "{} {} staged actions of '{connection}'",
@@ -553,7 +539,7 @@ pub async fn staged(config: &Path, cmd: StagedCommand) -> Result<()> {
 pub fn restart(config: &Path, name: &str, forget_links: bool) -> Result<()> {
     let config = Config::load(config)?;
     config.connection(name)?;
-    let store = Store::open(&config.store_path)?;
+    let store = super::open_store(&config)?;
     let scope = if forget_links {
         crate::store::ResetScope::all()
     } else {

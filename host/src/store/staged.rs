@@ -35,6 +35,18 @@ pub enum StagedSelection {
     Ids(Vec<i64>),
 }
 
+impl StagedSelection {
+    /// The given ids, or every pending action when none are given (how the
+    /// CLI and the admin API read an empty list).
+    pub fn from_ids(ids: Vec<i64>) -> Self {
+        if ids.is_empty() {
+            StagedSelection::All
+        } else {
+            StagedSelection::Ids(ids)
+        }
+    }
+}
+
 /// One staged action.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StagedChange {
