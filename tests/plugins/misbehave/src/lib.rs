@@ -10,6 +10,13 @@
 
 use std::hint::black_box;
 
+// One module per class of attack (issue 9): each answers the behaviours it
+// knows and `None` for the others.
+mod egress;
+mod hygiene;
+mod resources;
+mod secrets;
+
 /// Raw bindings generated from `wit/connector.wit` (world `plugin`).
 #[allow(
     unsafe_code,
@@ -100,9 +107,15 @@ impl Guest for Misbehave {
             "ambient" => Ok(ambient()),
             "kv" => Ok(kv_roundtrip()),
             "big-response" => big_response(),
-            other => Err(ConnectorError::InvalidInput(format!(
-                "unknown behaviour '{other}'"
-            ))),
+            other => egress::run(other)
+                .or_else(|| hygiene::run(other))
+                .or_else(|| resources::run(other))
+                .or_else(|| secrets::run(other))
+                .unwrap_or_else(|| {
+                    Err(ConnectorError::InvalidInput(format!(
+                        "unknown behaviour '{other}'"
+                    )))
+                }),
         }
     }
 
@@ -165,11 +178,11 @@ impl Guest for Misbehave {
     }
 }
 
-fn unsupported<T>() -> Result<T, ConnectorError> {
+pub(crate) fn unsupported<T>() -> Result<T, ConnectorError> {
     Err(ConnectorError::Unsupported(UNSUPPORTED.into()))
 }
 
-fn setting(name: &str, description: &str, required: bool) -> SettingSpec {
+pub(crate) fn setting(name: &str, description: &str, required: bool) -> SettingSpec {
     SettingSpec {
         name: name.into(),
         description: description.into(),
@@ -183,26 +196,26 @@ fn setting(name: &str, description: &str, required: bool) -> SettingSpec {
 // ---------------------------------------------------------------------------
 
 /// `{setting}{path}`, with a trailing slash of the setting removed.
-fn url_from(setting_name: &str, path: &str) -> Result<String, ConnectorError> {
+pub(crate) fn url_from(setting_name: &str, path: &str) -> Result<String, ConnectorError> {
     let base = config::get(setting_name).ok_or_else(|| {
         ConnectorError::InvalidInput(format!("setting '{setting_name}' is not set"))
     })?;
     Ok(format!("{}{path}", base.trim_end_matches('/')))
 }
 
-fn text(s: &str) -> Segment {
+pub(crate) fn text(s: &str) -> Segment {
     Segment::Text(s.into())
 }
 
-fn secret(name: &str) -> Segment {
+pub(crate) fn secret(name: &str) -> Segment {
     Segment::Secret(name.into())
 }
 
-fn bearer_token() -> Option<Auth> {
+pub(crate) fn bearer_token() -> Option<Auth> {
     Some(Auth::Bearer(vec![secret("token")]))
 }
 
-fn request(method: Method, url: String) -> Request {
+pub(crate) fn request(method: Method, url: String) -> Request {
     Request {
         method,
         url,
@@ -215,7 +228,7 @@ fn request(method: Method, url: String) -> Request {
 /// Maps the host's refusal to a connector error: `denied` stays `denied`,
 /// `timeout` becomes `transient`, anything else is `other`. The host's
 /// message is passed through unchanged.
-fn map_http_error(error: HttpError) -> ConnectorError {
+pub(crate) fn map_http_error(error: HttpError) -> ConnectorError {
     match error {
         HttpError::Denied(msg) => ConnectorError::Denied(msg),
         HttpError::Timeout(msg) => ConnectorError::Transient(msg),
@@ -225,7 +238,7 @@ fn map_http_error(error: HttpError) -> ConnectorError {
     }
 }
 
-fn send(req: &Request) -> Result<http::Response, ConnectorError> {
+pub(crate) fn send(req: &Request) -> Result<http::Response, ConnectorError> {
     http::send(req).map_err(map_http_error)
 }
 

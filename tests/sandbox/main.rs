@@ -5,7 +5,14 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
+
+// One module per class of attack (issue 9); each adds its tests there.
+mod egress;
+mod hygiene;
+mod resources;
+mod secrets;
 
 use common::{Fixture, capture_logs, fixture, plugin};
 use provisio::capabilities::http::HostPattern;
@@ -16,17 +23,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const TOKEN: &str = "sandbox-test-token-7f3a9c2e";
+pub(crate) const TOKEN: &str = "sandbox-test-token-7f3a9c2e";
 
-struct World {
-    runtime: Runtime,
-    plugin: Arc<Plugin>,
-    a: Fixture,
-    b: Fixture,
-    attacker: Fixture,
+pub(crate) struct World {
+    pub(crate) runtime: Runtime,
+    pub(crate) plugin: Arc<Plugin>,
+    pub(crate) a: Fixture,
+    pub(crate) b: Fixture,
+    pub(crate) attacker: Fixture,
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let attacker = fixture(None).await;
     let a = fixture(Some(format!("{}/stolen", attacker.url))).await;
     let b = fixture(None).await;
@@ -44,7 +51,7 @@ async fn world() -> World {
     }
 }
 
-fn test_limits() -> Limits {
+pub(crate) fn test_limits() -> Limits {
     Limits {
         memory_bytes: 32 * 1024 * 1024,
         cpu_time: Duration::from_secs(1),
@@ -55,7 +62,7 @@ fn test_limits() -> Limits {
     }
 }
 
-fn flood_limits() -> Limits {
+pub(crate) fn flood_limits() -> Limits {
     Limits {
         cpu_time: Limits::default().cpu_time,
         wall_time: Duration::from_secs(60),
@@ -66,7 +73,7 @@ fn flood_limits() -> Limits {
 impl World {
     /// A connection with `behaviour`; both fixture origins are granted, the
     /// token is bound to A only; the attacker's origin is never granted.
-    fn conn(&self, behaviour: &str, limits: Limits) -> Connection {
+    pub(crate) fn conn(&self, behaviour: &str, limits: Limits) -> Connection {
         let token = Arc::new(Secret {
             name: "sandbox_token".into(),
             value: SecretValue::new(TOKEN.into()),
@@ -90,11 +97,11 @@ impl World {
         self.runtime.connect(self.plugin.clone(), spec).unwrap()
     }
 
-    async fn run(&self, behaviour: &str) -> Result<String, CallError> {
+    pub(crate) async fn run(&self, behaviour: &str) -> Result<String, CallError> {
         self.conn(behaviour, test_limits()).test_connection().await
     }
 
-    async fn assert_healthy(&self, after: &str) {
+    pub(crate) async fn assert_healthy(&self, after: &str) {
         let r = self.run("ok").await;
         assert_eq!(
             r.as_deref(),
@@ -104,7 +111,7 @@ impl World {
     }
 }
 
-fn denied(r: Result<String, CallError>) -> String {
+pub(crate) fn denied(r: Result<String, CallError>) -> String {
     match r {
         Err(CallError::Connector(ConnectorError::Denied(m))) => m,
         other => panic!("expected a denial, got {other:?}"),

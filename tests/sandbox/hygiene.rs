@@ -1,0 +1,4 @@
+//! Output hygiene: untrusted strings in terminals, logs, the store and audit records.
+
+#[allow(unused_imports)]
+use super::*;
