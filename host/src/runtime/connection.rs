@@ -250,6 +250,7 @@ impl Runtime {
                 limiter: std::sync::Arc::new(crate::capabilities::ratelimit::RateLimiter::new(
                     limits.requests_per_second,
                 )),
+                max_budget_wait: crate::capabilities::http::max_budget_wait(limits.wall_time),
                 interceptor,
             },
             http_client: self.http.clone(),
@@ -280,7 +281,7 @@ where
     F: for<'a> FnOnce(&'a guest::Guest, &'a mut Store<StoreState>) -> CallFuture<'a, R>,
 {
     let wall = ctx.limits.wall_time;
-    let throttled_before = ctx.http.limiter.throttled();
+    let throttled_before = ctx.http.limiter.throttle_events();
     let mut store = sandbox::new_store(engine, ctx.clone());
     let outcome = {
         let store = &mut store;
@@ -307,7 +308,7 @@ where
     // rate-limited and the HTTP layer did not already slow the connection
     // down during this call, the connection's whole budget adapts here.
     if let Err(CallError::Connector(ConnectorError::RateLimited { retry_after, .. })) = &result
-        && ctx.http.limiter.throttled() == throttled_before
+        && ctx.http.limiter.throttle_events() == throttled_before
     {
         ctx.http.limiter.throttle(*retry_after);
     }
@@ -355,6 +356,11 @@ impl Connection {
     /// The plugin.
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
+    }
+
+    /// The connection's request budget (shared by all its calls).
+    pub fn limiter(&self) -> &Arc<crate::capabilities::ratelimit::RateLimiter> {
+        &self.ctx.http.limiter
     }
 
     /// Guest log counters (emitted, suppressed).

@@ -181,6 +181,7 @@ impl Runtime {
                 limiter: std::sync::Arc::new(crate::capabilities::ratelimit::RateLimiter::new(
                     limits.requests_per_second,
                 )),
+                max_budget_wait: crate::capabilities::http::max_budget_wait(limits.wall_time),
                 interceptor: None,
             },
             http_client: self.http.clone(),

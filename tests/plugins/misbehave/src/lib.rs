@@ -12,6 +12,7 @@ use std::hint::black_box;
 
 // One module per class of attack (issue 9): each answers the behaviours it
 // knows and `None` for the others.
+mod budget;
 mod egress;
 mod hygiene;
 mod resources;
@@ -107,7 +108,8 @@ impl Guest for Misbehave {
             "ambient" => Ok(ambient()),
             "kv" => Ok(kv_roundtrip()),
             "big-response" => big_response(),
-            other => egress::run(other)
+            other => budget::run(other)
+                .or_else(|| egress::run(other))
                 .or_else(|| hygiene::run(other))
                 .or_else(|| resources::run(other))
                 .or_else(|| secrets::run(other))
