@@ -650,7 +650,8 @@ impl Service {
                 m.quarantined.get_or_create(&labels).set(1);
                 tracing::warn!(connection = %name, failed_cycles, next_attempt_in_s = d.as_secs(), "quarantine: {why}");
                 eprintln!(
-                    "provisio: connection '{name}' in quarantine ({why}); next attempt in {} h",
+                    "provisio: connection '{name}' in quarantine ({}); next attempt in {} h",
+                    crate::untrusted::Untrusted::new(&why),
                     d.as_secs() / 3600
                 );
                 d
