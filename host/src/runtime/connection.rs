@@ -324,7 +324,8 @@ where
             plugin = %ctx.plugin,
             operation,
             code = e.code(),
-            "call failed: {e}"
+            "call failed: {}",
+            crate::untrusted::Untrusted::new(&e.to_string()).for_log()
         );
     }
     result
