@@ -170,6 +170,33 @@ async fn an_audit_flood_is_bounded_and_the_drops_are_reported() {
     w.assert_healthy("audit-flood").await;
 }
 
+#[tokio::test]
+async fn guest_text_in_an_audit_reason_is_escaped_and_capped() {
+    let (logs, _guard) = capture_logs();
+    let w = world().await;
+    assert_eq!(w.run("audit-inject").await.as_deref(), Ok("denied"));
+    let text = logs.text();
+    assert_inert("the audit log", &text);
+    let records: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("provisio::audit") && l.contains("connection=conn-audit-inject"))
+        .collect();
+    assert_eq!(records.len(), 1, "one denial, one record:\n{text}");
+    let line = records[0];
+    assert!(line.contains(r#"decision="denied""#), "{line}");
+    assert!(
+        line.contains("more bytes cut"),
+        "the reason is capped: {line}"
+    );
+    assert!(line.len() < 2048, "{} bytes: {line}", line.len());
+    assert!(
+        !text.contains(r#"decision="allowed""#)
+            && !text.lines().any(|l| l.starts_with("2025-01-01")),
+        "a forged audit record:\n{text}"
+    );
+    w.assert_healthy("audit-inject").await;
+}
+
 // ---- the built `provisio` binary ----
 
 /// A config with misbehave connections `ok`, `ansiok` and `ansierr`.

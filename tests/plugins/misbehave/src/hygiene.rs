@@ -40,6 +40,7 @@ pub(crate) fn run(behaviour: &str) -> Option<Result<String, ConnectorError>> {
         )))),
         "ansi-ok" => Some(Ok(format!("fine {ANSI}\r\nexport success"))),
         "audit-flood" => Some(audit_flood()),
+        "audit-inject" => Some(audit_inject()),
         _ => None,
     }
 }
@@ -74,4 +75,19 @@ fn audit_flood() -> Result<String, ConnectorError> {
         }
     }
     Ok(format!("denied {denied}"))
+}
+
+/// A denied request whose reason quotes guest text: a secret name holding a
+/// forged audit record, terminal control and 8 KB of padding.
+fn audit_inject() -> Result<String, ConnectorError> {
+    let mut req = request(Method::Get, url_from("url", "/echo")?);
+    req.headers.push(Header {
+        name: "X-Api-Key".into(),
+        value: vec![secret(&format!("{FORGED_AUDIT}{ANSI}{}", "x".repeat(8192)))],
+    });
+    match http::send(&req) {
+        Err(HttpError::Denied(_)) => Ok("denied".into()),
+        Ok(_) => Ok("LEAK: an ungranted secret was sent".into()),
+        Err(e) => Err(map_http_error(e)),
+    }
 }
