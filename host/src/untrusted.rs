@@ -241,12 +241,13 @@ pub fn sanitize_record(record: &str, keep_sgr: bool) -> String {
     let mut out = String::with_capacity(body.len() + 32);
     let mut rest = body;
     while let Some(c) = rest.chars().next() {
-        if keep_sgr && c == '\u{1b}' {
-            if let Some(len) = sgr_len(rest) {
-                out.push_str(&rest[..len]);
-                rest = &rest[len..];
-                continue;
-            }
+        if keep_sgr
+            && c == '\u{1b}'
+            && let Some(len) = sgr_len(rest)
+        {
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+            continue;
         }
         if clean(c) {
             out.push(c);

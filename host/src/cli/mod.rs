@@ -723,7 +723,7 @@ mod tests {
             name: format!("okta{hide}"),
             version: "1.0\u{202e}".into(),
             description: format!("Trusted connector{hide}\x1b]0;title\x07"),
-            vendor: format!("Okta, Inc.\x1b[8m"),
+            vendor: "Okta, Inc.\x1b[8m".into(),
             capabilities: Vec::new(),
             settings: Vec::new(),
             secrets: Vec::new(),
