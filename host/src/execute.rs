@@ -600,7 +600,7 @@ impl<'a> Executor<'a> {
                     }
                 ),
             ));
-            tracing::info!(connection = %self.name(), source_id = %p.desired.source_id, attempt, wait_ms = wait.as_millis() as u64, "retrying: {why}");
+            tracing::info!(connection = %self.name(), source_id = %p.desired.source_id, attempt, wait_ms = wait.as_millis() as u64, "retrying: {}", crate::untrusted::Untrusted::new(&why.to_string()).for_log());
             tokio::time::sleep(wait).await;
             attempt += 1;
         }

@@ -764,6 +764,12 @@ fn method_str(m: Method) -> &'static str {
     }
 }
 
+/// The guest-controlled parts of an audit record, escaped and capped.
+fn audit_text(text: &str, max: usize) -> String {
+    crate::untrusted::escape_for_log(text, max)
+}
+
+/// One audit record of an answered hop, if the connection's audit budget allows.
 #[allow(clippy::too_many_arguments)]
 fn audit_allowed(
     policy: &HttpPolicy,
@@ -774,17 +780,21 @@ fn audit_allowed(
     ms: u64,
     hop: usize,
 ) {
+    use super::audit::{AuditKind, MAX_PATH_BYTES, admit};
     crate::metrics::metrics()
         .request_seconds
         .get_or_create(&crate::metrics::conn(&policy.connection))
         .observe(ms as f64 / 1000.0);
+    if !admit(&policy.connection, AuditKind::Allowed) {
+        return;
+    }
     tracing::info!(
         target: "provisio::audit",
         connection = %policy.connection,
         decision = "allowed",
         method = method_str(method),
-        origin = %origin_of(url),
-        path = url.path(),
+        origin = %audit_text(&origin_of(url), MAX_PATH_BYTES),
+        path = audit_text(url.path(), MAX_PATH_BYTES).as_str(),
         status,
         bytes,
         ms,
@@ -793,25 +803,30 @@ fn audit_allowed(
     );
 }
 
+/// One audit record of a denied or failed hop, if the connection's audit budget allows.
 fn audit_failure(policy: &HttpPolicy, method: Method, url: &Url, e: &HttpError, ms: u64) {
-    let decision = if matches!(e, HttpError::Denied(_)) {
-        "denied"
+    use super::audit::{AuditKind, MAX_PATH_BYTES, MAX_REASON_BYTES, admit};
+    let (decision, kind) = if matches!(e, HttpError::Denied(_)) {
+        ("denied", AuditKind::Denied)
     } else {
         crate::metrics::metrics()
             .request_seconds
             .get_or_create(&crate::metrics::conn(&policy.connection))
             .observe(ms as f64 / 1000.0);
-        "failed"
+        ("failed", AuditKind::Failed)
     };
+    if !admit(&policy.connection, kind) {
+        return;
+    }
     tracing::warn!(
         target: "provisio::audit",
         connection = %policy.connection,
         decision,
         method = method_str(method),
-        origin = %origin_of(url),
-        path = url.path(),
+        origin = %audit_text(&origin_of(url), MAX_PATH_BYTES),
+        path = audit_text(url.path(), MAX_PATH_BYTES).as_str(),
         ms,
-        reason = %e,
+        reason = audit_text(&e.to_string(), MAX_REASON_BYTES).as_str(),
         "egress"
     );
 }

@@ -6,6 +6,8 @@
 //! - [`http`]: outbound requests, checked against the connection's allowlist
 //!   (the plugin's declared host patterns intersected with the operator's grant),
 //!   with secrets substituted at send time and every decision audited.
+//! - [`audit`]: the per-connection budget of the egress audit records, with
+//!   a count of the records it dropped.
 //! - [`secrets`]: operator-defined secrets, bound to hosts, referenced by name;
 //!   also the [`secrets::Redactor`] that scrubs known values from all output.
 //! - [`log`]: structured guest logging, size-capped and rate-limited.
@@ -13,6 +15,7 @@
 //! - [`intercept`]: a hook reachable only from Rust code (the conformance kit)
 //!   that records every HTTP hop and injects faults (a lost response, a 429).
 
+pub mod audit;
 pub mod http;
 pub mod intercept;
 pub mod kv;

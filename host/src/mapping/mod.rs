@@ -682,11 +682,13 @@ impl fmt::Display for ExplainTable<'_> {
                 Outcome::Skipped(why) => format!("skipped: {why}"),
                 Outcome::Failed(e) => format!("error: {e}"),
             };
+            // Targets, expressions and values may come from the plugin's
+            // default mappings or the source: shown escaped.
             rows.push([
-                target,
+                crate::untrusted::escape(&target),
                 r.kind.to_string(),
-                shorten(&r.source, MAX_SOURCE_WIDTH),
-                shorten(&result, 200),
+                shorten(&crate::untrusted::escape(&r.source), MAX_SOURCE_WIDTH),
+                shorten(&crate::untrusted::escape(&result), 200),
             ]);
         }
         let mut widths = [0usize; 3];

@@ -230,7 +230,8 @@ impl Runtime {
                 Some(filled) => declared.push(HostPattern::parse(&filled).map_err(bad)?),
                 None => tracing::debug!(
                     connection = %spec.name,
-                    "declared host pattern '{pattern}' names an unset setting; it allows nothing"
+                    "declared host pattern '{}' names an unset setting; it allows nothing",
+                    crate::untrusted::Untrusted::new(pattern).for_log()
                 ),
             }
         }
@@ -324,7 +325,8 @@ where
             plugin = %ctx.plugin,
             operation,
             code = e.code(),
-            "call failed: {e}"
+            "call failed: {}",
+            crate::untrusted::Untrusted::new(&e.to_string()).for_log()
         );
     }
     result

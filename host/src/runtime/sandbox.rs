@@ -312,6 +312,7 @@ pub(crate) fn drain_stdio(store: &Store<StoreState>) -> String {
     s.ctx.log.emit_stdio("stdout", &out);
     s.ctx.log.emit_stdio("stderr", &err);
     s.ctx.log.flush_suppressed();
+    crate::capabilities::audit::flush(&s.ctx.http.connection);
     err
 }
 

@@ -76,13 +76,18 @@ impl Guest for Misbehave {
                     "A second granted origin the `token` secret is not bound to",
                     false,
                 ),
+                hygiene::probe_setting(),
             ],
             secrets: vec![SecretSpec {
                 name: "token".into(),
                 description: "A bearer token the plugin tries to leak".into(),
                 required: false,
             }],
-            hosts: vec!["{url}".into(), "{other_url}".into()],
+            hosts: vec![
+                "{url}".into(),
+                "{other_url}".into(),
+                hygiene::PROBE_HOST.into(),
+            ],
             user_mappings: Vec::new(),
             group_mappings: Vec::new(),
         }
