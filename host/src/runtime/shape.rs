@@ -58,6 +58,39 @@ pub struct Shape {
     pub core_instances: u64,
     /// Component instances (upper bound, see [`prescan`]).
     pub component_instances: u64,
+    /// Linear memories its core instances define (upper bound).
+    pub memories: u64,
+    /// Tables its core instances define (upper bound).
+    pub tables: u64,
+}
+
+impl Shape {
+    fn add(&mut self, other: &Shape) {
+        self.core_instances = self.core_instances.saturating_add(other.core_instances);
+        self.component_instances = self
+            .component_instances
+            .saturating_add(other.component_instances);
+        self.memories = self.memories.saturating_add(other.memories);
+        self.tables = self.tables.saturating_add(other.tables);
+    }
+
+    fn max(&mut self, other: &Shape) {
+        self.core_instances = self.core_instances.max(other.core_instances);
+        self.component_instances = self.component_instances.max(other.component_instances);
+        self.memories = self.memories.max(other.memories);
+        self.tables = self.tables.max(other.tables);
+    }
+
+    fn check(&self, caps: &ComponentCaps) -> Result<(), ShapeError> {
+        over("core instances", self.core_instances, caps.core_instances)?;
+        over(
+            "component instances",
+            self.component_instances,
+            caps.component_instances,
+        )?;
+        over("linear memories", self.memories, caps.memories)?;
+        over("tables", self.tables, caps.tables)
+    }
 }
 
 /// Why a component's shape was refused.
@@ -89,97 +122,162 @@ pub enum ShapeError {
     Malformed(String),
 }
 
-#[derive(Default)]
-struct Frame {
-    component: bool,
-    shape: Shape,
+/// What a core module defines, as an instantiation costs it.
+#[derive(Debug, Clone, Copy, Default)]
+struct ModuleCost {
+    memories: u64,
+    tables: u64,
 }
 
-/// Count (an upper bound of) the core and component instances the
+enum Frame {
+    Module(ModuleCost),
+    Component {
+        shape: Shape,
+        /// The component's core module index space.
+        modules: Vec<ModuleCost>,
+    },
+}
+
+/// Count (an upper bound of) the instances, memories and tables the
 /// flattened component creates, and check them against `caps`.
+///
+/// Core modules are resolved through the component's module index space
+/// (definitions, outer aliases, re-exports), so a flat component is counted
+/// exactly. A nested component instantiated anywhere is charged what the
+/// largest component defined so far costs; a module taken from an instance
+/// export, what the largest module seen so far defines.
 pub fn prescan(bytes: &[u8], caps: &ComponentCaps) -> Result<Shape, ShapeError> {
+    use wasmparser::{
+        ComponentAlias, ComponentExternalKind, ComponentOuterAliasKind, ComponentTypeRef,
+    };
     let mut stack: Vec<Frame> = Vec::new();
-    // The most a nested component defined so far costs when instantiated.
+    // The most a nested component defined so far costs when instantiated,
+    // and the most any module seen so far defines.
     let mut max_component = Shape::default();
-    let mut total: Option<Shape> = None;
+    let mut max_module = ModuleCost::default();
     let malformed = |e: wasmparser::BinaryReaderError| ShapeError::Malformed(e.to_string());
+    let bad_index =
+        |what: &str, i: u32| ShapeError::Malformed(format!("{what} index {i} out of range"));
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(malformed)? {
-            Payload::Version { encoding, .. } => stack.push(Frame {
-                component: encoding == Encoding::Component,
-                shape: Shape::default(),
+        let payload = payload.map_err(malformed)?;
+        match payload {
+            Payload::Version { encoding, .. } => stack.push(match encoding {
+                Encoding::Component => Frame::Component {
+                    shape: Shape::default(),
+                    modules: Vec::new(),
+                },
+                Encoding::Module => Frame::Module(ModuleCost::default()),
             }),
+            Payload::MemorySection(reader) => {
+                if let Some(Frame::Module(m)) = stack.last_mut() {
+                    m.memories = m.memories.saturating_add(u64::from(reader.count()));
+                }
+            }
+            Payload::TableSection(reader) => {
+                if let Some(Frame::Module(m)) = stack.last_mut() {
+                    m.tables = m.tables.saturating_add(u64::from(reader.count()));
+                }
+            }
             Payload::InstanceSection(reader) => {
-                if let Some(f) = stack.last_mut() {
+                if let Some(Frame::Component { shape, modules }) = stack.last_mut() {
                     for item in reader {
-                        if let Instance::Instantiate { .. } = item.map_err(malformed)? {
-                            f.shape.core_instances = f.shape.core_instances.saturating_add(1);
+                        if let Instance::Instantiate { module_index, .. } =
+                            item.map_err(malformed)?
+                        {
+                            let m = modules
+                                .get(module_index as usize)
+                                .ok_or_else(|| bad_index("core module", module_index))?;
+                            shape.add(&Shape {
+                                core_instances: 1,
+                                component_instances: 0,
+                                memories: m.memories,
+                                tables: m.tables,
+                            });
                         }
                     }
                 }
             }
             Payload::ComponentInstanceSection(reader) => {
-                if let Some(f) = stack.last_mut() {
+                if let Some(Frame::Component { shape, .. }) = stack.last_mut() {
                     for item in reader {
                         if let ComponentInstance::Instantiate { .. } = item.map_err(malformed)? {
-                            f.shape.component_instances = f
-                                .shape
-                                .component_instances
-                                .saturating_add(1)
-                                .saturating_add(max_component.component_instances);
-                            f.shape.core_instances = f
-                                .shape
-                                .core_instances
-                                .saturating_add(max_component.core_instances);
+                            shape.add(&max_component);
+                            shape.component_instances = shape.component_instances.saturating_add(1);
                         }
                     }
                 }
-                check(&stack, caps)?;
             }
-            Payload::End(_) => {
-                if let Some(f) = stack.pop()
-                    && f.component
-                {
-                    if stack.is_empty() {
-                        total = Some(f.shape);
-                    } else {
-                        max_component.core_instances =
-                            max_component.core_instances.max(f.shape.core_instances);
-                        max_component.component_instances = max_component
-                            .component_instances
-                            .max(f.shape.component_instances);
+            Payload::ComponentImportSection(reader) => {
+                for item in reader {
+                    if let ComponentTypeRef::Module(_) = item.map_err(malformed)?.ty {
+                        return Err(ShapeError::ImportsModules);
                     }
                 }
             }
+            Payload::ComponentAliasSection(reader) => {
+                for item in reader {
+                    let pushed = match item.map_err(malformed)? {
+                        ComponentAlias::Outer {
+                            kind: ComponentOuterAliasKind::CoreModule,
+                            count,
+                            index,
+                        } => {
+                            let outer = stack
+                                .len()
+                                .checked_sub(1 + count as usize)
+                                .and_then(|i| stack.get(i));
+                            match outer {
+                                Some(Frame::Component { modules, .. }) => *modules
+                                    .get(index as usize)
+                                    .ok_or_else(|| bad_index("outer core module", index))?,
+                                _ => return Err(bad_index("outer alias count", count)),
+                            }
+                        }
+                        ComponentAlias::InstanceExport {
+                            kind: ComponentExternalKind::Module,
+                            ..
+                        } => max_module,
+                        _ => continue,
+                    };
+                    if let Some(Frame::Component { modules, .. }) = stack.last_mut() {
+                        modules.push(pushed);
+                    }
+                }
+            }
+            Payload::ComponentExportSection(reader) => {
+                for item in reader {
+                    let e = item.map_err(malformed)?;
+                    if e.kind == ComponentExternalKind::Module
+                        && let Some(Frame::Component { modules, .. }) = stack.last_mut()
+                    {
+                        let m = *modules
+                            .get(e.index as usize)
+                            .ok_or_else(|| bad_index("exported core module", e.index))?;
+                        modules.push(m);
+                    }
+                }
+            }
+            Payload::End(_) => match stack.pop() {
+                Some(Frame::Module(m)) => {
+                    max_module.memories = max_module.memories.max(m.memories);
+                    max_module.tables = max_module.tables.max(m.tables);
+                    if let Some(Frame::Component { modules, .. }) = stack.last_mut() {
+                        modules.push(m);
+                    }
+                }
+                Some(Frame::Component { shape, .. }) => {
+                    if stack.is_empty() {
+                        shape.check(caps)?;
+                        return Ok(shape);
+                    }
+                    max_component.max(&shape);
+                }
+                None => {}
+            },
             _ => {}
         }
-        check(&stack, caps)?;
     }
-    let total = total.ok_or_else(|| ShapeError::Malformed("the component has no end".into()))?;
-    over("core instances", total.core_instances, caps.core_instances)?;
-    over(
-        "component instances",
-        total.component_instances,
-        caps.component_instances,
-    )?;
-    Ok(total)
-}
-
-/// Stop early (before a nesting bomb saturates) once any open frame is over.
-fn check(stack: &[Frame], caps: &ComponentCaps) -> Result<(), ShapeError> {
-    for f in stack {
-        over(
-            "core instances",
-            f.shape.core_instances,
-            caps.core_instances,
-        )?;
-        over(
-            "component instances",
-            f.shape.component_instances,
-            caps.component_instances,
-        )?;
-    }
-    Ok(())
+    Err(ShapeError::Malformed("the component has no end".into()))
 }
 
 fn over(what: &'static str, found: u64, limit: u32) -> Result<(), ShapeError> {
@@ -221,6 +319,7 @@ mod tests {
         let s = prescan(&b, &COMPONENT_CAPS).unwrap();
         assert_eq!(s.core_instances, 2);
         assert_eq!(s.component_instances, 0);
+        assert_eq!(s.memories, 2);
     }
 
     #[test]
@@ -240,6 +339,26 @@ mod tests {
         assert!(
             m.contains("17 core instances") && m.contains("limit of 16"),
             "{m}"
+        );
+    }
+
+    #[test]
+    fn memories_are_counted_per_instantiation() {
+        let b = wat(r#"(component
+              (core module $m (memory 1))
+              (core module $n (table 1 funcref))
+              (core instance (instantiate $n))
+              (core instance (instantiate $m))
+              (core instance (instantiate $m))
+              (core instance (instantiate $m)))"#);
+        let e = prescan(&b, &COMPONENT_CAPS).unwrap_err();
+        assert_eq!(
+            e,
+            ShapeError::OverCap {
+                what: "linear memories",
+                found: 3,
+                limit: 2
+            }
         );
     }
 
