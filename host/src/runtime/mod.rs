@@ -176,14 +176,10 @@ impl Runtime {
         cache::engine_hash(&self.engine)
     }
 
-    /// Run `describe` in a sandbox with no network and no secrets.
-    async fn describe(
-        &self,
-        plugin_name: &str,
-        pre: &PluginPre<StoreState>,
-    ) -> Result<Manifest, CallError> {
-        let limits = Limits::default();
-        let ctx = Arc::new(ConnectionContext {
+    /// A context with no network, no secrets and no settings: for
+    /// `describe`, and for tests of the sandbox itself.
+    pub(crate) fn isolated_context(&self, plugin_name: &str, limits: Limits) -> ConnectionContext {
+        ConnectionContext {
             name: format!("{plugin_name}:describe"),
             plugin: plugin_name.to_string(),
             settings: Default::default(),
@@ -205,7 +201,16 @@ impl Runtime {
             kv: KvCache::new(KvLimits::default()),
             slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_calls)),
             limits,
-        });
+        }
+    }
+
+    /// Run `describe` in a sandbox with no network and no secrets.
+    async fn describe(
+        &self,
+        plugin_name: &str,
+        pre: &PluginPre<StoreState>,
+    ) -> Result<Manifest, CallError> {
+        let ctx = Arc::new(self.isolated_context(plugin_name, Limits::default()));
         connection::call(&self.engine, pre, ctx, "describe", |inst, store| {
             Box::pin(async move { inst.call_describe(store).await.map(Ok) })
         })

@@ -517,6 +517,109 @@ fn panic_message(stderr: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmtime::component::Component;
+
+    /// Instantiate a hand-written component in a store of the runtime's
+    /// (pooling) engine under `memory_mb`, as a call would.
+    async fn instantiate(wat: &str, memory_mb: usize) -> Result<(), CallError> {
+        let rt = super::super::Runtime::new(None).unwrap_or_else(|e| panic!("{e}"));
+        let limits = Limits {
+            memory_bytes: memory_mb << 20,
+            ..Limits::default()
+        };
+        let ctx = Arc::new(rt.isolated_context("wat", limits));
+        let bytes = wat::parse_str(wat).unwrap_or_else(|e| panic!("{e}"));
+        let component = Component::new(&rt.engine, &bytes).unwrap_or_else(|e| panic!("{e:#}"));
+        let mut store = new_store(&rt.engine, ctx);
+        match rt.linker.instantiate_async(&mut store, &component).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(classify(&store, "instantiate", e, "")),
+        }
+    }
+
+    /// `n` core instances of a module with a memory of `pages` 64 KiB pages
+    /// (every page touched by its start function) and a table of `elements`.
+    fn memories(n: usize, pages: u32, elements: u32) -> String {
+        format!(
+            r#"(component
+                 (core module $m
+                   (memory {pages})
+                   (table {elements} funcref)
+                   (func $touch (local $p i32)
+                     (block $done
+                       (loop $l
+                         (br_if $done (i32.ge_u (local.get $p) (i32.const {bytes})))
+                         (i32.store8 (local.get $p) (i32.const 1))
+                         (local.set $p (i32.add (local.get $p) (i32.const 4096)))
+                         (br $l))))
+                   (start $touch))
+                 {instances})"#,
+            bytes = u64::from(pages) * 65536,
+            instances = "(core instance (instantiate $m))".repeat(n),
+        )
+    }
+
+    fn peak_rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The review's attack below the load-time check: 60 core instances with
+    /// a touched 64 MiB memory each, instantiated directly in a call's store.
+    /// The pool refuses the component (per-component caps); were it
+    /// compiled, the store's caps and the one budget would stop it. Prints
+    /// the peak RSS.
+    #[tokio::test]
+    async fn many_memories_peak_rss() {
+        let before = peak_rss_kib();
+        let rt = super::super::Runtime::new(None).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = wat::parse_str(memories(60, 1024, 0)).unwrap_or_else(|e| panic!("{e}"));
+        let outcome = match Component::new(&rt.engine, &bytes) {
+            Err(e) => format!("refused by the pool: {e:#}"),
+            Ok(component) => {
+                let ctx = Arc::new(rt.isolated_context("wat", Limits::default()));
+                let mut store = new_store(&rt.engine, ctx);
+                match rt.linker.instantiate_async(&mut store, &component).await {
+                    Ok(_) => "INSTANTIATED".to_string(),
+                    Err(e) => classify(&store, "instantiate", e, "").to_string(),
+                }
+            }
+        };
+        let after = peak_rss_kib();
+        println!("60 x 64 MiB memories: {outcome}; peak RSS {before} KiB -> {after} KiB");
+        assert_ne!(outcome, "INSTANTIATED");
+        assert!(
+            after.saturating_sub(before) < 128 * 1024,
+            "{before} -> {after} KiB"
+        );
+    }
+
+    #[tokio::test]
+    async fn memories_and_tables_of_a_call_share_one_budget() {
+        // Two memories of 20 MiB: each under 32 MiB, together over it.
+        let r = instantiate(&memories(2, 320, 0), 32).await;
+        let Err(CallError::MemoryLimit { limit, asked, .. }) = &r else {
+            panic!("{r:?}")
+        };
+        assert_eq!((*limit, *asked), (32, 40));
+        let m = r.unwrap_err().to_string();
+        assert!(
+            m.contains("all its memories and tables together") && m.contains("memory_mb"),
+            "{m}"
+        );
+        assert_eq!(instantiate(&memories(2, 320, 0), 48).await, Ok(()));
+        // Tables count too: 511 pages fit in 32 MiB, plus 20 000 elements do not.
+        assert_eq!(instantiate(&memories(1, 511, 0), 32).await, Ok(()));
+        let r = instantiate(&memories(1, 511, 20_000), 32).await;
+        assert!(matches!(r, Err(CallError::MemoryLimit { .. })), "{r:?}");
+    }
 
     #[test]
     fn panic_messages_are_extracted() {
