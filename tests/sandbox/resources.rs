@@ -107,42 +107,41 @@ async fn cpu_budget_counts_host_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_connection_cannot_take_all_pool_slots() {
     let w = world().await;
-    let hostile = w.conn("hold-memory", test_limits());
-    // More concurrent calls than the whole runtime pool holds, each holding
-    // 4 MiB and its instance while it waits on a slow request.
-    let flood = futures::future::join_all((0..300).map(|_| hostile.test_connection()));
+    // Each call holds 1 MiB and its instance for 5 s (the fixture's /slow).
+    let limits = Limits {
+        wall_time: Duration::from_secs(10),
+        http_timeout: Duration::from_secs(8),
+        ..test_limits()
+    };
+    let hostile = w.conn("hold-memory", limits);
+    // More concurrent calls than the whole runtime pool holds (256).
+    let flood = futures::future::join_all((0..400).map(|_| hostile.test_connection()));
     let victim = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let mut results = Vec::new();
         for _ in 0..5 {
             results.push(w.run("ok").await);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
         results
     };
     let (flood, victim) = tokio::join!(flood, victim);
     for r in &victim {
         assert_eq!(
-            r.as_deref(),
-            Ok("ok 200"),
-            "the well-behaved connection failed"
+            r.as_ref().map_err(|e| e.code()),
+            Ok(&"ok 200".to_string()),
+            "the well-behaved connection failed while the hostile one flooded: {}",
+            r.as_ref().err().map(|e| e.to_string()).unwrap_or_default()
         );
     }
+    let ok = flood.iter().filter(|r| r.is_ok()).count();
     let busy = flood
         .iter()
         .filter(|r| matches!(r, Err(CallError::Busy { .. })))
         .count();
-    for r in &flood {
-        assert!(
-            matches!(
-                r,
-                Err(CallError::Busy { .. })
-                    | Err(CallError::Connector(ConnectorError::Transient(_)))
-            ),
-            "{r:?}"
-        );
-    }
-    assert!(busy > 0, "some of the 300 calls must have found no slot");
+    println!("hold-memory flood: {ok} of 400 calls ran, {busy} found no slot");
+    assert_eq!(ok + busy, 400, "only completed or busy calls");
+    assert!(busy > 0 && ok <= 8 * 3, "{ok} ran, {busy} busy");
     let m = flood
         .iter()
         .find_map(|r| match r {
@@ -154,7 +153,6 @@ async fn a_hostile_connection_cannot_take_all_pool_slots() {
         m.contains("already runs 8 calls at once") && m.contains("max_concurrent_calls"),
         "{m}"
     );
-    println!("hold-memory flood: {busy} of 300 calls found no slot");
     w.assert_healthy("hold-memory flood").await;
 }
 
@@ -179,10 +177,12 @@ async fn guest_messages_are_capped_with_a_marker() {
     w.assert_healthy("huge-error").await;
 }
 
-fn bad_output<T: std::fmt::Debug>(r: Result<T, CallError>) -> String {
+fn bad_output<T>(r: Result<T, CallError>) -> String {
     match r {
         Err(e @ CallError::BadOutput { .. }) => e.to_string(),
-        other => panic!("expected a bad-output error, got {other:?}"),
+        // Never print the result itself: it may be megabytes.
+        Ok(_) => panic!("expected a bad-output error, got a result"),
+        Err(e) => panic!("expected a bad-output error, got {}", e.code()),
     }
 }
 

@@ -171,8 +171,8 @@ impl<F: Future> Future for Metered<F> {
         }
         let out = self.inner.as_mut().poll(cx);
         if let Ok(mut m) = self.meter.lock() {
-            m.polling_since = None;
-            m.used += started.elapsed();
+            let since = m.polling_since.take().unwrap_or(started);
+            m.used += since.elapsed();
         }
         out
     }

@@ -78,32 +78,30 @@ fn huge_text(bytes: usize) -> String {
     "E".repeat(bytes)
 }
 
-/// Calls cheap host imports (kv.set over a full cache, log.emit at the size
-/// caps) for 3 s of wall time: nearly all of the time is host work done for
-/// the guest. Returns `Ok` if the host let it finish.
+/// Calls host imports whose work is on the host side, with small arguments
+/// (kv.set of distinct keys over a full cache, which evicts on every call;
+/// an HTTP request to an ungranted host, refused and audited without any
+/// network wait) for 3 s of wall time. Returns `Ok` if the host let it finish.
 fn host_call_loop() -> String {
-    let value = vec![7u8; 1024];
-    let message = "m".repeat(4096);
-    let fields: Vec<(String, String)> = (0..64)
-        .map(|i| (format!("f{i}"), "v".repeat(1024)))
-        .collect();
     let keys: Vec<String> = (0..1000).map(|i| format!("key-{i}")).collect();
+    let denied = request(Method::Get, "https://evil.example.com/x".into());
     let started = std::time::Instant::now();
     let mut calls: u64 = 0;
     while started.elapsed() < std::time::Duration::from_secs(3) {
         for key in &keys {
-            kv::set(key, &value, 60);
-            log::emit(log::Level::Debug, &message, &fields);
-            calls += 2;
+            kv::set(key, b"v", 60);
+            calls += 1;
         }
+        let _ = http::send(&denied);
+        calls += 1;
     }
     format!("host-call-loop finished after {calls} host calls")
 }
 
-/// Allocates and touches 4 MiB, then waits on a slow request while holding
+/// Allocates and touches 1 MiB, then waits on a slow request while holding
 /// it (and the call's instance slot).
 fn hold_memory() -> Result<String, ConnectorError> {
-    let mut held = vec![0u8; 4 << 20];
+    let mut held = vec![0u8; 1 << 20];
     for i in (0..held.len()).step_by(4096) {
         held[i] = black_box(1);
     }
