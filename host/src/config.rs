@@ -7,6 +7,7 @@
 //! memory_mb = 64
 //! cpu_seconds = 10
 //! timeout_seconds = 60
+//! max_concurrent_calls = 8          # calls of one connection at once
 //!
 //! [plugins.scim]
 //! path = "plugins/provisio_plugin_scim.wasm"

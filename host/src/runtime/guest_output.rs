@@ -178,7 +178,7 @@ pub fn check_object(
     for (i, a) in o.attributes.iter().enumerate() {
         bytes += check_attribute(&|| format!("{} attribute {}", what(), i + 1), a, l)?;
     }
-    size(|| what(), bytes, l.max_object_bytes, "bytes")?;
+    size(what, bytes, l.max_object_bytes, "bytes")?;
     Ok(bytes)
 }
 
