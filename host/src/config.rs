@@ -7,6 +7,7 @@
 //! memory_mb = 64
 //! cpu_seconds = 10
 //! timeout_seconds = 60
+//! max_concurrent_calls = 8          # calls of one connection at once
 //!
 //! [plugins.scim]
 //! path = "plugins/provisio_plugin_scim.wasm"
@@ -192,6 +193,7 @@ struct RawLimits {
     log_records_per_second: Option<f64>,
     log_burst: Option<u32>,
     requests_per_second: Option<f64>,
+    max_concurrent_calls: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -533,6 +535,14 @@ fn apply_limits(base: Limits, raw: &RawLimits) -> Result<Limits, String> {
             ));
         }
         l.requests_per_second = r;
+    }
+    if let Some(n) = raw.max_concurrent_calls {
+        if !(1..=64).contains(&n) {
+            return Err(format!(
+                "max_concurrent_calls must be between 1 and 64, got {n}"
+            ));
+        }
+        l.max_concurrent_calls = n;
     }
     if let Some(b) = raw.log_burst {
         if b == 0 {

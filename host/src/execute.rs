@@ -106,9 +106,9 @@ pub fn backoff(attempt: u32) -> std::time::Duration {
 fn retry_hint(e: &CallError) -> Option<Option<std::time::Duration>> {
     match e {
         CallError::Connector(ConnectorError::RateLimited { retry_after, .. }) => Some(*retry_after),
-        CallError::Connector(ConnectorError::Transient(_)) | CallError::Timeout { .. } => {
-            Some(None)
-        }
+        CallError::Connector(ConnectorError::Transient(_))
+        | CallError::Timeout { .. }
+        | CallError::Busy { .. } => Some(None),
         _ => None,
     }
 }

@@ -404,19 +404,6 @@ impl HttpClient {
         let mut method = request.method;
         let mut body = request.body.clone();
         for hop in 0..=policy.max_redirects {
-            // Every hop spends one token of the connection's budget.
-            if let Err(wait) = policy.limiter.acquire_within(policy.max_budget_wait).await {
-                tracing::info!(
-                    target: "provisio::audit",
-                    connection = %policy.connection,
-                    decision = "throttled",
-                    method = method_str(method),
-                    origin = %origin_of(&url),
-                    wait_ms = wait.as_millis() as u64,
-                    "request held back: the connection's request budget is paused"
-                );
-                return Ok(budget_429(wait));
-            }
             let started = Instant::now();
             let response = self
                 .send_one(policy, method, &url, &request, body.as_ref())
@@ -487,6 +474,21 @@ impl HttpClient {
         let (request, used) = self
             .prepare(policy, method, url, request, body)
             .map_err(|e| (e, None))?;
+        // Every hop that passed the policy spends one token of the
+        // connection's budget (a refused request is never sent, so it costs
+        // none).
+        if let Err(wait) = policy.limiter.acquire_within(policy.max_budget_wait).await {
+            tracing::info!(
+                target: "provisio::audit",
+                connection = %policy.connection,
+                decision = "throttled",
+                method = method_str(method),
+                origin = %origin_of(url),
+                wait_ms = wait.as_millis() as u64,
+                "request held back: the connection's request budget is paused"
+            );
+            return Ok((budget_429(wait), used, None));
+        }
         let fault = policy
             .interceptor
             .as_ref()

@@ -122,6 +122,17 @@ pub enum PluginError {
         /// Cause.
         message: String,
     },
+    /// The component holds more instances, memories or tables than the host
+    /// allows (see [`super::shape::COMPONENT_CAPS`]).
+    #[error("plugin '{name}' at {path} is refused: {source}")]
+    Shape {
+        /// Plugin name.
+        name: String,
+        /// Path.
+        path: PathBuf,
+        /// What was over which cap.
+        source: super::shape::ShapeError,
+    },
     /// `describe` failed.
     #[error("plugin '{name}' at {path}: describe failed: {source}")]
     Describe {
@@ -249,6 +260,13 @@ impl Runtime {
             }
         }
         check_component_header(name, path, &bytes)?;
+        let shape_err = |source| PluginError::Shape {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            source,
+        };
+        // Before compiling: a nesting bomb must not reach the compiler.
+        super::shape::prescan(&bytes, &super::shape::COMPONENT_CAPS).map_err(shape_err)?;
 
         let mut timings = LoadTimings::default();
         let t = Instant::now();
@@ -276,6 +294,8 @@ impl Runtime {
             }
         };
         timings.compile = t.elapsed();
+        super::shape::check_compiled(&component, &super::shape::COMPONENT_CAPS)
+            .map_err(shape_err)?;
 
         let ty = component.component_type();
         let exports: Vec<String> = ty

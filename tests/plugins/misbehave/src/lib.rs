@@ -132,6 +132,9 @@ impl Guest for Misbehave {
 
     /// Trivial for users (used by the per-call overhead benchmark).
     fn get(kind: ObjectKind, id: String) -> Result<TargetObject, ConnectorError> {
+        if let Some(r) = resources::get(&id) {
+            return r;
+        }
         match kind {
             ObjectKind::User => Ok(TargetObject {
                 id,
@@ -171,9 +174,9 @@ impl Guest for Misbehave {
     fn list(
         _kind: ObjectKind,
         _cursor: Option<String>,
-        _page_size: u32,
+        page_size: u32,
     ) -> Result<Page, ConnectorError> {
-        unsupported()
+        resources::list(page_size).unwrap_or_else(unsupported)
     }
 
     fn add_members(_group_id: String, _member_ids: Vec<String>) -> Result<(), ConnectorError> {
