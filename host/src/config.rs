@@ -785,6 +785,18 @@ impl Config {
                 Some(n) => n.into_inner(),
                 None => 4,
             };
+            // The operator's mappings get the same bounds check as a
+            // connector's defaults, before anything runs.
+            for (kind, overrides) in [("users", &c.mappings.users), ("groups", &c.mappings.groups)] {
+                for o in overrides {
+                    if let Err(e) = crate::mapping::check_override(o) {
+                        return Err(ConfigError::General {
+                            path: path.to_path_buf(),
+                            message: format!("{field}.mappings.{kind}: {}", e.render()),
+                        });
+                    }
+                }
+            }
             connections.insert(
                 name.clone(),
                 ConnectionConfig {

@@ -132,6 +132,52 @@ pub enum PluginError {
         /// Cause.
         source: Box<CallError>,
     },
+    /// A default mapping of its manifest is refused: it does not parse, its
+    /// worst case is over the expression limits, or there are too many.
+    #[error(
+        "plugin '{name}' at {path} is refused: its {problem}. A connector's default mappings \
+         are checked when it loads; its author must fix them (an operator override cannot)"
+    )]
+    DefaultMapping {
+        /// Plugin name.
+        name: String,
+        /// Path.
+        path: PathBuf,
+        /// The target attribute of the refused mapping (control characters
+        /// shown escaped), if one.
+        target: Option<String>,
+        /// What is wrong, naming the mapping, its target and the limit
+        /// (control characters shown escaped).
+        problem: String,
+        /// The check's own error.
+        source: crate::mapping::DefaultsError,
+    },
+}
+
+/// Control characters shown as escapes, so a manifest string cannot drive
+/// the terminal through an error message.
+fn visible(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() {
+                Box::new(c.escape_default())
+            } else {
+                Box::new(std::iter::once(c))
+            }
+        })
+        .collect()
+}
+
+/// Refuse a manifest whose default mappings fail
+/// [`crate::mapping::check_defaults`].
+pub(crate) fn check_manifest(name: &str, path: &Path, manifest: &Manifest) -> Result<(), PluginError> {
+    crate::mapping::check_defaults(manifest).map_err(|source| PluginError::DefaultMapping {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        target: source.target().map(visible),
+        problem: visible(&source.to_string()),
+        source,
+    })
 }
 
 /// How long the loading steps took.
@@ -352,6 +398,7 @@ impl Runtime {
                 source: Box::new(source),
             })?;
         timings.describe = t.elapsed();
+        check_manifest(name, path, &manifest)?;
 
         Ok(Plugin {
             name: name.to_string(),

@@ -203,6 +203,21 @@ pub(crate) fn fits(bytes: usize, limit: usize) -> Result<(), LimitError> {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The largest text a growing function built on this thread (tests
+    /// check that a refused result was never built).
+    pub(crate) static LARGEST_BUILT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Record that a function built `n` bytes (kept by tests only).
+#[inline]
+pub(crate) fn note_built(n: usize) {
+    #[cfg(test)]
+    LARGEST_BUILT.with(|c| c.set(c.get().max(n)));
+    let _ = n;
+}
+
 /// The room left in one value being built, element by element for a list.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Room {

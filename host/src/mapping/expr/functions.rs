@@ -698,6 +698,11 @@ fn eval_call(call: &Call, ctx: &dyn EvalContext, budget: &mut Budget) -> Result<
     Ok(v)
 }
 
+fn value_bytes_of(list: &[String]) -> usize {
+    list.iter()
+        .fold(0, |n, s| n + s.len() + bounds::ITEM_BYTES)
+}
+
 fn a(args: &[Value], i: usize) -> &Value {
     args.get(i).unwrap_or(&NULL)
 }
@@ -846,6 +851,7 @@ fn map_text(
             for s in l {
                 used = used.saturating_add(bounds::ITEM_BYTES);
                 let r = f(s, Room { used, limit })?;
+                bounds::note_built(r.len());
                 used = used.saturating_add(r.len());
                 bounds::fits(used, limit)?;
                 out.push(r);
@@ -855,6 +861,7 @@ fn map_text(
         other => match scalar_text(other) {
             Some(s) => {
                 let r = f(&s, Room { used: 0, limit })?;
+                bounds::note_built(r.len());
                 bounds::fits(r.len(), limit)?;
                 Ok(Value::Text(r))
             }
@@ -1002,7 +1009,9 @@ fn strict(
                             .saturating_mul(parts.len().saturating_sub(1)),
                     );
                 bounds::fits(size, budget.max_value())?;
-                Value::Text(parts.join(&sep))
+                let joined = parts.join(&sep);
+                bounds::note_built(joined.len());
+                Value::Text(joined)
             }
         }
         Func::Left => {
@@ -1104,7 +1113,9 @@ fn strict(
                     let size = (s.len() - (parts - 1) * delim.len())
                         .saturating_add(parts.saturating_mul(bounds::ITEM_BYTES));
                     bounds::fits(size, budget.max_value())?;
-                    Value::TextList(s.split(delim.as_str()).map(str::to_string).collect())
+                    let list: Vec<String> = s.split(delim.as_str()).map(str::to_string).collect();
+                    bounds::note_built(value_bytes_of(&list));
+                    Value::TextList(list)
                 }
             }
         }
@@ -1522,6 +1533,32 @@ fn expand(pieces: &[Piece<'_>], caps: &regex::Captures<'_>, out: &mut String) {
     }
 }
 
+/// `re.replace_all(s, replacement)` from the replacement's pieces.
+fn regex_replace(re: &regex::Regex, pieces: &[Piece<'_>], s: &str, size: usize) -> String {
+    let mut out = String::with_capacity(size);
+    let mut last = 0;
+    for caps in re.captures_iter(s) {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(s.get(last..m.start()).unwrap_or(""));
+        expand(pieces, &caps, &mut out);
+        last = m.end();
+    }
+    out.push_str(s.get(last..).unwrap_or(""));
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// Replace every match of `re` in `hay` by `rep` the way `Replace`
+    /// does, for comparison with the `regex` crate.
+    pub(crate) fn expand_all(re: &regex::Regex, hay: &str, rep: &str) -> String {
+        let pieces = super::parse_replacement(rep, |name| {
+            re.capture_names().position(|n| n == Some(name))
+        });
+        super::regex_replace(re, &pieces, hay, 0)
+    }
+}
+
 /// The length of `hay` with every `old` replaced by `new_len` bytes, without
 /// building it.
 fn replaced_len(hay: &str, old: &str, new_len: usize) -> usize {
@@ -1579,16 +1616,7 @@ fn replace(call: &Call, args: &[Value], budget: &mut Budget) -> Result<Value, Fa
                     size = (size - m_len).saturating_add(expansion_len(&pieces, &caps));
                 }
                 room.fits(size)?;
-                let mut out = String::with_capacity(size);
-                let mut last = 0;
-                for caps in re.captures_iter(s) {
-                    let Some(m) = caps.get(0) else { continue };
-                    out.push_str(s.get(last..m.start()).unwrap_or(""));
-                    expand(&pieces, &caps, &mut out);
-                    last = m.end();
-                }
-                out.push_str(s.get(last..).unwrap_or(""));
-                Ok(out)
+                Ok(regex_replace(re, &pieces, s, size))
             })
         }
         Some(group) => {

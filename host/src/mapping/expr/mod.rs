@@ -44,6 +44,8 @@ mod functions;
 mod parse;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bounds;
 
 use crate::model::{Attribute, Value};
 use chrono::{DateTime, Utc};
