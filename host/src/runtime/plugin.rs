@@ -437,4 +437,41 @@ mod tests {
         let e = check_component_header("x", p, b"hello world").unwrap_err();
         assert!(e.to_string().contains("not a WebAssembly file"), "{e}");
     }
+
+    #[test]
+    fn oversized_default_mappings_refuse_the_plugin() {
+        let mut e = "[x]".to_string();
+        for _ in 0..6 {
+            e = format!(r#"Replace({e}, "a", , , "aaaaaaaaaa", , )"#);
+        }
+        let mapping = |target: &str, source: &str| crate::model::Mapping {
+            target: target.into(),
+            source: source.into(),
+            matching_precedence: None,
+            apply: crate::model::ApplyOn::Always,
+        };
+        let mut m = Manifest {
+            name: "m".into(),
+            version: "0.1.0".into(),
+            description: String::new(),
+            vendor: String::new(),
+            capabilities: vec![],
+            settings: vec![],
+            secrets: vec![],
+            hosts: vec![],
+            user_mappings: vec![mapping("userName", "[userPrincipalName]")],
+            group_mappings: vec![],
+        };
+        check_manifest("evil", Path::new("evil.wasm"), &m).unwrap();
+        m.user_mappings.push(mapping("nick\u{1b}[2Jname", &e));
+        let err = check_manifest("evil", Path::new("evil.wasm"), &m).unwrap_err();
+        let PluginError::DefaultMapping { target, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(target.as_deref(), Some("nick\\u{1b}[2Jname"));
+        let msg = err.to_string();
+        assert!(msg.starts_with("plugin 'evil' at evil.wasm is refused: its default user mapping for 'nick\\u{1b}[2Jname': Replace (column 1)"), "{msg}");
+        assert!(msg.contains("max_value_bytes"), "{msg}");
+        assert!(!msg.contains('\u{1b}'), "{msg}");
+    }
 }

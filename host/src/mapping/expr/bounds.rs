@@ -45,10 +45,12 @@ pub const REGEX_COMPILE_STEPS: usize = 1_000;
 /// What a list element costs in the size accounting, on top of its text.
 pub const ITEM_BYTES: usize = 24;
 
-/// The source attribute size the static check assumes, in bytes (the
-/// longest common directory string attributes, such as `displayName`, are
-/// 256 characters).
-pub const ASSUMED_ATTRIBUTE_BYTES: usize = 256;
+/// The source attribute size the static check assumes, in bytes. The
+/// check is a load-time refusal of growth visible in the text (a constant
+/// multiplied level after level); it assumes typical attribute sizes so
+/// that it does not refuse ordinary mappings, and the run-time [`Limits`]
+/// stay the guarantee for whatever the data holds.
+pub const ASSUMED_ATTRIBUTE_BYTES: usize = 128;
 
 /// Run-time bounds of one evaluation of one expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
