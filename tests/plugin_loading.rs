@@ -175,7 +175,7 @@ async fn oversized_default_mapping_is_refused_at_load() {
     assert_eq!(target.as_deref(), Some("nickName"));
     let msg = e.to_string();
     assert!(
-        msg.contains("is refused: its default user mapping for 'nickName': Replace (column 1)"),
+        msg.contains("is refused: its default user mapping for 'nickName': Replace (column "),
         "{msg}"
     );
     assert!(msg.contains("max_value_bytes") && msg.contains("65536"), "{msg}");

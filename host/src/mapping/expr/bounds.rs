@@ -293,37 +293,38 @@ pub enum StaticLimitError {
     },
 }
 
-/// Bound an expression's values (see [`WorstCase`]).
-pub(crate) fn worst_case(root: &Node) -> (WorstCase, Option<(&'static str, usize, f64)>) {
+/// Bound an expression's values (see [`WorstCase`]); also the first call
+/// (innermost, in evaluation order) whose bound exceeds `value_limit`.
+pub(crate) fn worst_case(
+    root: &Node,
+    value_limit: f64,
+) -> (WorstCase, Option<(&'static str, usize, f64)>) {
     let mut w = Walk {
         total: 0.0,
         steps: 0,
         regexes: 0,
-        largest: None,
+        largest: 0.0,
+        value_limit,
+        first_over: None,
     };
     let (root_bound, depth) = w.node(root);
-    let mut max = root_bound.bytes;
-    if let Some((_, _, b)) = w.largest {
-        max = max.max(b);
-    }
     (
         WorstCase {
-            max_value_bytes: max,
+            max_value_bytes: w.largest.max(root_bound.bytes),
             total_bytes: w.total,
             steps: w.steps,
             depth,
             regexes: w.regexes,
         },
-        w.largest,
+        w.first_over,
     )
 }
 
-/// Refuse an expression whose worst case exceeds `limits`.
+/// Refuse an expression whose worst case exceeds `limits`, naming the
+/// first call that would reach the per-value limit.
 pub(crate) fn check(root: &Node, limits: &Limits) -> Result<WorstCase, StaticLimitError> {
-    let (wc, largest) = worst_case(root);
-    if let Some((function, column, bytes)) = largest
-        && bytes > limits.max_value_bytes as f64
-    {
+    let (wc, first_over) = worst_case(root, limits.max_value_bytes as f64);
+    if let Some((function, column, bytes)) = first_over {
         return Err(StaticLimitError::ValueBytes {
             function,
             column,
@@ -375,8 +376,12 @@ struct Walk {
     total: f64,
     steps: usize,
     regexes: usize,
-    /// The function call with the largest result bound.
-    largest: Option<(&'static str, usize, f64)>,
+    /// The largest result bound of any call.
+    largest: f64,
+    /// The per-value limit to look for.
+    value_limit: f64,
+    /// The first call (in evaluation order) whose bound exceeds it.
+    first_over: Option<(&'static str, usize, f64)>,
 }
 
 /// The length of a literal text argument, if it is one.
@@ -421,9 +426,10 @@ impl Walk {
                     self.regexes += 1;
                 }
                 let b = call_bound(call, &args);
-                let name = super::functions::name_of(call.func);
-                if self.largest.is_none_or(|(_, _, x)| b.bytes > x) {
-                    self.largest = Some((name, call.column, b.bytes));
+                self.largest = self.largest.max(b.bytes);
+                if self.first_over.is_none() && b.bytes > self.value_limit {
+                    let name = super::functions::name_of(call.func);
+                    self.first_over = Some((name, call.column, b.bytes));
                 }
                 (b, depth + 1)
             }

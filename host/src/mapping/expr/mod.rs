@@ -131,7 +131,7 @@ impl Expr {
     /// Bound the worst case of every evaluation from the syntax tree alone,
     /// for source attributes of at most [`ASSUMED_ATTRIBUTE_BYTES`].
     pub fn worst_case(&self) -> WorstCase {
-        bounds::worst_case(&self.root).0
+        bounds::worst_case(&self.root, f64::INFINITY).0
     }
 
     /// Refuse the expression when its worst case ([`Expr::worst_case`])

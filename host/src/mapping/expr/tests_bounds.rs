@@ -351,7 +351,15 @@ fn static_check_refuses_nested_replace() {
     }
     assert!(err.to_string().contains("max_value_bytes"), "{err}");
     // Twelve levels saturate without overflowing.
-    assert!(p(&nested_replace(12)).check_limits(&Limits::DEFAULT).is_err());
+    // Twelve levels saturate nothing and name the first level over the
+    // limit (the third from the inside, at column 8 * 9 + 1).
+    match p(&nested_replace(12)).check_limits(&Limits::DEFAULT) {
+        Err(StaticLimitError::ValueBytes { column, reached, .. }) => {
+            assert_eq!(column, 73);
+            assert!((128_000..150_000).contains(&reached), "{reached}");
+        }
+        other => panic!("{other:?}"),
+    }
     // Two levels (12.8 KB from 128 bytes) pass.
     assert!(p(&nested_replace(2)).check_limits(&Limits::DEFAULT).is_ok());
 }
