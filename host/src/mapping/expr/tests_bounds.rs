@@ -148,6 +148,16 @@ fn append_over_a_list_counts_every_element() {
 }
 
 #[test]
+fn functions_over_a_list_are_checked_for_the_whole_list() {
+    // Each element is small; the list is not (3000 x (30 + 24) bytes).
+    let list: Vec<String> = (0..3000).map(|_| "A".repeat(30)).collect();
+    let c = ctx_with(&[("l", Value::TextList(list))]);
+    let (f, reached) = value_err_built("ToLower([l])", &c, 64 * KIB);
+    assert_eq!(f, "ToLower");
+    assert!(reached > 64 * KIB && reached <= 64 * KIB + 54, "{reached}");
+}
+
+#[test]
 fn join_sizes_separators_before_joining() {
     // A long separator repeated between many parts.
     let list: Vec<String> = (0..200).map(|i| i.to_string()).collect();
