@@ -178,7 +178,10 @@ async fn oversized_default_mapping_is_refused_at_load() {
         msg.contains("is refused: its default user mapping for 'nickName': Replace (column "),
         "{msg}"
     );
-    assert!(msg.contains("max_value_bytes") && msg.contains("65536"), "{msg}");
+    assert!(
+        msg.contains("max_value_bytes") && msg.contains("65536"),
+        "{msg}"
+    );
     // The well-behaved plugin beside it still loads in the same runtime.
     rt.load_plugin("m", &common::plugin("provisio_test_misbehave"), None)
         .await
@@ -237,7 +240,28 @@ source = "corp"
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "dry run succeeded:\n{stderr}");
     assert!(
-        stderr.contains("default user mapping for 'nickName'") && stderr.contains("max_value_bytes"),
+        stderr.contains("default user mapping for 'nickName'")
+            && stderr.contains("max_value_bytes"),
         "{stderr}"
     );
+}
+
+/// The seed connectors' default mappings pass the same check (they load).
+#[tokio::test]
+async fn seed_connectors_default_mappings_pass_the_bounds_check() {
+    let rt = Runtime::new(None).unwrap();
+    for stem in [
+        "provisio_plugin_scim",
+        "provisio_plugin_zendesk",
+        "provisio_plugin_rfpio",
+        "provisio_plugin_zenya",
+        "provisio_plugin_replicon",
+        "provisio_plugin_clarizen",
+    ] {
+        let p = rt
+            .load_plugin(stem, &common::plugin(stem), None)
+            .await
+            .unwrap_or_else(|e| panic!("{stem}: {e}"));
+        provisio::mapping::check_defaults(&p.manifest).unwrap();
+    }
 }

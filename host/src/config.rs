@@ -787,7 +787,8 @@ impl Config {
             };
             // The operator's mappings get the same bounds check as a
             // connector's defaults, before anything runs.
-            for (kind, overrides) in [("users", &c.mappings.users), ("groups", &c.mappings.groups)] {
+            for (kind, overrides) in [("users", &c.mappings.users), ("groups", &c.mappings.groups)]
+            {
                 for o in overrides {
                     if let Err(e) = crate::mapping::check_override(o) {
                         return Err(ConfigError::General {
@@ -1571,7 +1572,10 @@ max_per_hour = 5
         );
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("connections.demo.mappings.users"), "{err}");
-        assert!(err.contains("'nickName'") && err.contains("max_value_bytes"), "{err}");
+        assert!(
+            err.contains("'nickName'") && err.contains("max_value_bytes"),
+            "{err}"
+        );
         let ok = format!(
             "{}\n[[connections.demo.mappings.users]]\ntarget = \"nickName\"\nexpression = 'ToLower([x])'\n",
             good()

@@ -581,29 +581,60 @@ fn manifest_with(user: Vec<Mapping>, group: Vec<Mapping>) -> Manifest {
 #[test]
 fn check_defaults_refuses_the_nested_replace_attack() {
     let mut user = defaults();
-    user.push(default("nickName", &nested_replace(6), None, ApplyOn::Always));
+    user.push(default(
+        "nickName",
+        &nested_replace(6),
+        None,
+        ApplyOn::Always,
+    ));
     let err = check_defaults(&manifest_with(user, vec![])).unwrap_err();
     assert_eq!(err.target(), Some("nickName"));
     let msg = err.to_string();
-    assert!(msg.starts_with("default user mapping for 'nickName': Replace (column "), "{msg}");
-    assert!(msg.contains("max_value_bytes") && msg.contains("65536"), "{msg}");
+    assert!(
+        msg.starts_with("default user mapping for 'nickName': Replace (column "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("max_value_bytes") && msg.contains("65536"),
+        "{msg}"
+    );
     // Group mappings are checked too.
-    let group = vec![default("displayName", &nested_replace(4), None, ApplyOn::Always)];
+    let group = vec![default(
+        "displayName",
+        &nested_replace(4),
+        None,
+        ApplyOn::Always,
+    )];
     let err = check_defaults(&manifest_with(defaults(), group)).unwrap_err();
-    assert!(err.to_string().starts_with("default group mapping for 'displayName'"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("default group mapping for 'displayName'"),
+        "{err}"
+    );
     // The same attack as an operator override is refused by compile.
     let o = MappingOverride {
         expression: Some(nested_replace(6)),
         ..over("nickName")
     };
-    assert!(matches!(check_override(&o), Err(MappingError::Limit { .. })));
+    assert!(matches!(
+        check_override(&o),
+        Err(MappingError::Limit { .. })
+    ));
     let err = compile(&defaults(), &[o]).unwrap_err();
-    assert!(matches!(&err, MappingError::Limit { target, .. } if target == "nickName"), "{err}");
+    assert!(
+        matches!(&err, MappingError::Limit { target, .. } if target == "nickName"),
+        "{err}"
+    );
 }
 
 #[test]
 fn check_defaults_accepts_ordinary_defaults() {
-    let group = vec![default("displayName", "[displayName]", Some(1), ApplyOn::Always)];
+    let group = vec![default(
+        "displayName",
+        "[displayName]",
+        Some(1),
+        ApplyOn::Always,
+    )];
     check_defaults(&manifest_with(defaults(), group)).unwrap();
     // Two levels of tenfold growth from 256 bytes stay under 64 KiB.
     let user = vec![default("x", &nested_replace(2), None, ApplyOn::Always)];
@@ -614,7 +645,16 @@ fn check_defaults_accepts_ordinary_defaults() {
 fn check_defaults_refuses_unparseable_and_too_many() {
     let user = vec![default("x", "Left([a]", None, ApplyOn::Always)];
     let err = check_defaults(&manifest_with(user, vec![])).unwrap_err();
-    assert!(matches!(&err, DefaultsError::Mapping { error: MappingError::Parse { .. }, .. }), "{err}");
+    assert!(
+        matches!(
+            &err,
+            DefaultsError::Mapping {
+                error: MappingError::Parse { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
     let user: Vec<Mapping> = (0..=MAX_DEFAULT_MAPPINGS)
         .map(|i| default(&format!("a{i}"), "[a]", None, ApplyOn::Always))
         .collect();
@@ -647,6 +687,11 @@ fn evaluation_limits_name_the_target() {
         .with("rep", t(&"b".repeat(100)));
     let errs = set.apply(&c, true).unwrap_err();
     let msg = errs[0].to_string();
-    assert!(msg.starts_with("mapping for 'nickName': Replace (column 1): the value would be 100000 bytes"), "{msg}");
+    assert!(
+        msg.starts_with(
+            "mapping for 'nickName': Replace (column 1): the value would be 100000 bytes"
+        ),
+        "{msg}"
+    );
     assert!(msg.contains("max_value_bytes"), "{msg}");
 }

@@ -150,7 +150,7 @@ pub enum PluginError {
         /// (control characters shown escaped).
         problem: String,
         /// The check's own error.
-        source: crate::mapping::DefaultsError,
+        source: Box<crate::mapping::DefaultsError>,
     },
 }
 
@@ -170,13 +170,17 @@ fn visible(s: &str) -> String {
 
 /// Refuse a manifest whose default mappings fail
 /// [`crate::mapping::check_defaults`].
-pub(crate) fn check_manifest(name: &str, path: &Path, manifest: &Manifest) -> Result<(), PluginError> {
+pub(crate) fn check_manifest(
+    name: &str,
+    path: &Path,
+    manifest: &Manifest,
+) -> Result<(), PluginError> {
     crate::mapping::check_defaults(manifest).map_err(|source| PluginError::DefaultMapping {
         name: name.to_string(),
         path: path.to_path_buf(),
         target: source.target().map(visible),
         problem: visible(&source.to_string()),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -124,9 +124,9 @@ pub enum LimitError {
 pub(crate) fn value_bytes(v: &Value) -> usize {
     match v {
         Value::Text(s) => s.len(),
-        Value::TextList(l) => l
-            .iter()
-            .fold(0usize, |n, s| n.saturating_add(s.len()).saturating_add(ITEM_BYTES)),
+        Value::TextList(l) => l.iter().fold(0usize, |n, s| {
+            n.saturating_add(s.len()).saturating_add(ITEM_BYTES)
+        }),
         Value::Null | Value::Boolean(_) | Value::Integer(_) | Value::Number(_) => 8,
     }
 }
@@ -531,7 +531,7 @@ fn call_bound(call: &Call, a: &[Bound]) -> Bound {
 /// replacementValue, replacementAttributeName, template)`.
 fn replace_bound(call: &Call, a: &[Bound]) -> Bound {
     let arg = |i: usize| a.get(i).map_or(0.0, |b| b.bytes);
-    let src = a.get(0).copied().unwrap_or(SCALAR);
+    let src = a.first().copied().unwrap_or(SCALAR);
     let new = arg(4).max(arg(5));
     if !is_null_lit(call.args.get(1)) {
         // A literal oldValue: at most len(s)/len(old) matches. A computed

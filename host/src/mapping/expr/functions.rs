@@ -699,8 +699,7 @@ fn eval_call(call: &Call, ctx: &dyn EvalContext, budget: &mut Budget) -> Result<
 }
 
 fn value_bytes_of(list: &[String]) -> usize {
-    list.iter()
-        .fold(0, |n, s| n + s.len() + bounds::ITEM_BYTES)
+    list.iter().fold(0, |n, s| n + s.len() + bounds::ITEM_BYTES)
 }
 
 fn a(args: &[Value], i: usize) -> &Value {
@@ -958,12 +957,7 @@ fn strict(
             let output_format = required_text(output_format, "outputFormat")?;
             let styles = text(styles, "dateTimeStyles")?.unwrap_or_default();
             map_text(v0, budget, |s, _| {
-                Ok(format_date_time(
-                    s,
-                    &styles,
-                    &input_format,
-                    &output_format,
-                )?)
+                Ok(format_date_time(s, &styles, &input_format, &output_format)?)
             })?
         }
         Func::Guid => Value::Text(ctx.new_guid()),
@@ -1004,10 +998,7 @@ fn strict(
                 let size = parts
                     .iter()
                     .fold(0usize, |n, p| n.saturating_add(p.len()))
-                    .saturating_add(
-                        sep.len()
-                            .saturating_mul(parts.len().saturating_sub(1)),
-                    );
+                    .saturating_add(sep.len().saturating_mul(parts.len().saturating_sub(1)));
                 bounds::fits(size, budget.max_value())?;
                 let joined = parts.join(&sep);
                 bounds::note_built(joined.len());
@@ -1547,18 +1538,6 @@ fn regex_replace(re: &regex::Regex, pieces: &[Piece<'_>], s: &str, size: usize) 
     out
 }
 
-#[cfg(test)]
-pub(crate) mod tests_support {
-    /// Replace every match of `re` in `hay` by `rep` the way `Replace`
-    /// does, for comparison with the `regex` crate.
-    pub(crate) fn expand_all(re: &regex::Regex, hay: &str, rep: &str) -> String {
-        let pieces = super::parse_replacement(rep, |name| {
-            re.capture_names().position(|n| n == Some(name))
-        });
-        super::regex_replace(re, &pieces, hay, 0)
-    }
-}
-
 /// The length of `hay` with every `old` replaced by `new_len` bytes, without
 /// building it.
 fn replaced_len(hay: &str, old: &str, new_len: usize) -> usize {
@@ -1644,5 +1623,16 @@ fn replace(call: &Call, args: &[Value], budget: &mut Budget) -> Result<Value, Fa
                 Ok(out)
             })
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// Replace every match of `re` in `hay` by `rep` the way `Replace`
+    /// does, for comparison with the `regex` crate.
+    pub(crate) fn expand_all(re: &regex::Regex, hay: &str, rep: &str) -> String {
+        let pieces =
+            super::parse_replacement(rep, |name| re.capture_names().position(|n| n == Some(name)));
+        super::regex_replace(re, &pieces, hay, 0)
     }
 }

@@ -111,10 +111,7 @@ fn replace_template_growth_is_refused() {
 fn replace_regex_group_references_are_sized_first() {
     // Every match is written back ten times through `$0`.
     let c = ctx_with(&[("x", t(&"ab".repeat(5 * KIB)))]);
-    let (f, reached) = value_err(
-        r#"Replace([x], , "ab", , "$0$0$0$0$0$0$0$0$0$0", , )"#,
-        &c,
-    );
+    let (f, reached) = value_err(r#"Replace([x], , "ab", , "$0$0$0$0$0$0$0$0$0$0", , )"#, &c);
     assert_eq!(f, "Replace");
     assert_eq!(reached, 100 * KIB);
     // A pattern matching the empty string matches between every character.
@@ -126,10 +123,7 @@ fn replace_regex_group_references_are_sized_first() {
 #[test]
 fn replace_regex_named_group_growth_is_refused() {
     let c = ctx_with(&[("x", t(&"a".repeat(10 * KIB)))]);
-    let (_, reached) = value_err(
-        r#"Replace([x], , "(?<g>a)", "g", "aaaaaaaaaa", , )"#,
-        &c,
-    );
+    let (_, reached) = value_err(r#"Replace([x], , "(?<g>a)", "g", "aaaaaaaaaa", , )"#, &c);
     assert_eq!(reached, 100 * KIB);
 }
 
@@ -240,7 +234,7 @@ fn source_attributes_read_count_toward_the_total() {
 
 #[test]
 fn steps_count_nodes() {
-    let args = vec!["1"; 60].join(", ");
+    let args = ["1"; 60].join(", ");
     let src = format!("Count(Join(\",\", {args}))");
     let limits = Limits {
         max_steps: 50,
@@ -272,7 +266,7 @@ fn computed_regular_expressions_cost_steps() {
     let c = ctx_with(&[("x", t("abc")), ("pat", t("b"))]);
     let one = r#"Replace([x], , [pat], , "z", , )"#;
     assert_eq!(p(one).eval(&c).unwrap(), t("azc"));
-    let many = format!("Join(\",\", {})", vec![one; 11].join(", "));
+    let many = format!("Join(\",\", {})", [one; 11].join(", "));
     let (f, e) = limit_err(&many, &c, Limits::DEFAULT);
     assert_eq!(f, "Replace");
     assert!(matches!(e, LimitError::Steps { .. }), "{e}");
@@ -315,9 +309,27 @@ fn replacement_expansion_matches_the_regex_crate() {
     let re = regex::Regex::new(r"(?<first>\w)(\w)?(?<last>\d)?").unwrap();
     let hay = "ab1 c d9 ef";
     for rep in [
-        "", "x", "$0", "$1-$2", "$first$last", "${first}x", "$firstx", "$$", "$", "a$", "$ $",
-        "${", "${first", "${}", "$9", "$99999999999999999999", "$-", "$_", "${last}${2}$$1",
-        "é$1ü", "$1$",
+        "",
+        "x",
+        "$0",
+        "$1-$2",
+        "$first$last",
+        "${first}x",
+        "$firstx",
+        "$$",
+        "$",
+        "a$",
+        "$ $",
+        "${",
+        "${first",
+        "${}",
+        "$9",
+        "$99999999999999999999",
+        "$-",
+        "$_",
+        "${last}${2}$$1",
+        "é$1ü",
+        "$1$",
     ] {
         let expected = re.replace_all(hay, rep).into_owned();
         let pieces = super::functions::tests_support::expand_all(&re, hay, rep);
@@ -364,7 +376,9 @@ fn static_check_refuses_nested_replace() {
     // Twelve levels saturate nothing and name the first level over the
     // limit (the third from the inside, at column 8 * 9 + 1).
     match p(&nested_replace(12)).check_limits(&Limits::DEFAULT) {
-        Err(StaticLimitError::ValueBytes { column, reached, .. }) => {
+        Err(StaticLimitError::ValueBytes {
+            column, reached, ..
+        }) => {
             assert_eq!(column, 73);
             assert!((128_000..150_000).contains(&reached), "{reached}");
         }
@@ -424,7 +438,9 @@ fn linear_text_functions_keep_their_results() {
         ("needle", t(&format!("{}B", "A".repeat(10_000)))),
     ]);
     assert_eq!(
-        p("InStr([hay], [needle], , vbTextCompare)").eval(&c).unwrap(),
+        p("InStr([hay], [needle], , vbTextCompare)")
+            .eval(&c)
+            .unwrap(),
         Value::Integer(10_001)
     );
     assert_eq!(
@@ -433,11 +449,15 @@ fn linear_text_functions_keep_their_results() {
     );
     let c = ctx_with(&[("x", t("xİstanbul İST"))]);
     assert_eq!(
-        p(r#"InStr([x], "i̇st", 3, vbTextCompare)"#).eval(&c).unwrap(),
+        p(r#"InStr([x], "i̇st", 3, vbTextCompare)"#)
+            .eval(&c)
+            .unwrap(),
         Value::Integer(0)
     );
     assert_eq!(
-        p(r#"InStr([x], "İST", 3, vbTextCompare)"#).eval(&c).unwrap(),
+        p(r#"InStr([x], "İST", 3, vbTextCompare)"#)
+            .eval(&c)
+            .unwrap(),
         Value::Integer(11)
     );
     assert_eq!(
@@ -445,7 +465,10 @@ fn linear_text_functions_keep_their_results() {
         Value::Integer(4)
     );
     // Word and PCase with long delimiter lists.
-    let delims: String = (0..3000u32).filter_map(char::from_u32).filter(|c| !c.is_alphanumeric() && *c != '"' && *c != '\\').collect();
+    let delims: String = (0..3000u32)
+        .filter_map(char::from_u32)
+        .filter(|c| !c.is_alphanumeric() && *c != '"' && *c != '\\')
+        .collect();
     let src = format!(r#"Word("one two-three", 3, "{delims}")"#);
     assert_eq!(p(&src).eval(&c).unwrap(), t("three"));
 }
