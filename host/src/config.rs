@@ -795,6 +795,19 @@ impl Config {
                 Some(n) => n.into_inner(),
                 None => 4,
             };
+            // The operator's mappings get the same bounds check as a
+            // connector's defaults, before anything runs.
+            for (kind, overrides) in [("users", &c.mappings.users), ("groups", &c.mappings.groups)]
+            {
+                for o in overrides {
+                    if let Err(e) = crate::mapping::check_override(o) {
+                        return Err(ConfigError::General {
+                            path: path.to_path_buf(),
+                            message: format!("{field}.mappings.{kind}: {}", e.render()),
+                        });
+                    }
+                }
+            }
             connections.insert(
                 name.clone(),
                 ConnectionConfig {
@@ -1553,5 +1566,30 @@ max_per_hour = 5
     fn bad_toml_points_at_the_spot() {
         let e = parse("[plugins.scim\npath = 1").unwrap_err().to_string();
         assert!(e.starts_with("/etc/provisio/provisio.toml:1:"), "{e}");
+    }
+
+    // ------------------------------------------------ expression bounds (issue 9 item 4)
+
+    #[test]
+    fn oversized_mapping_overrides_are_refused_at_load() {
+        let mut e = "[x]".to_string();
+        for _ in 0..5 {
+            e = format!(r#"Replace({e}, "a", , , "aaaaaaaaaa", , )"#);
+        }
+        let text = format!(
+            "{}\n[[connections.demo.mappings.users]]\ntarget = \"nickName\"\nexpression = '{e}'\n",
+            good()
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("connections.demo.mappings.users"), "{err}");
+        assert!(
+            err.contains("'nickName'") && err.contains("max_value_bytes"),
+            "{err}"
+        );
+        let ok = format!(
+            "{}\n[[connections.demo.mappings.users]]\ntarget = \"nickName\"\nexpression = 'ToLower([x])'\n",
+            good()
+        );
+        parse(&ok).unwrap();
     }
 }
