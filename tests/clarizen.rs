@@ -76,7 +76,7 @@ path = "directory.json"
 plugin = "clarizen"
 source = "corp"
 settings = {{ user_name = "{ADMIN}", api_url = "{api_url}" }}
-secrets = {{ password = "clz_password" }}
+secrets = {{ password = {{ secret = "clz_password", placements = ["login:discovery", "login:login"] }} }}
 allowed_hosts = ["{origin}"]
 deletion_threshold = 50
 concurrency = 4
@@ -488,6 +488,13 @@ async fn session_reuse_and_expiry_in_process() {
         ]),
         allowed_hosts: vec![origin],
         secrets: BTreeMap::from([("password".to_string(), secret)]),
+        secret_placements: BTreeMap::from([(
+            "password".to_string(),
+            vec![
+                provisio::model::Placement::Login("discovery".into()),
+                provisio::model::Placement::Login("login".into()),
+            ],
+        )]),
         limits: Limits::default(),
     };
     let conn = runtime.connect(Arc::new(plugin), spec).unwrap();

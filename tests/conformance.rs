@@ -66,7 +66,14 @@ fn conformance(target: Target, options: Options) -> Report {
             toml_str(&file.display().to_string()),
             toml_str(target.origin)
         ));
-        grants.push(format!("{name} = \"s{i}\""));
+        // The operator confirms a login exchange's body placement explicitly
+        // (Clarizen posts its password in the discovery and login bodies).
+        match (target.plugin, *name) {
+            ("provisio_plugin_clarizen", "password") => grants.push(format!(
+                "{name} = {{ secret = \"s{i}\", placements = [\"login:discovery\", \"login:login\"] }}"
+            )),
+            _ => grants.push(format!("{name} = \"s{i}\"")),
+        }
     }
     let settings: Vec<String> = target
         .settings

@@ -107,6 +107,7 @@ async fn main() {
         ]),
         allowed_hosts: vec![],
         secrets: BTreeMap::new(),
+        secret_placements: BTreeMap::new(),
         limits: Limits::default(),
     };
     let conn = rt.connect(p, spec).unwrap();

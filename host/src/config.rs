@@ -219,7 +219,7 @@ struct RawConnection {
     #[serde(default)]
     settings: BTreeMap<String, String>,
     #[serde(default)]
-    secrets: BTreeMap<String, Spanned<String>>,
+    secrets: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     allowed_hosts: Vec<Spanned<String>>,
     limits: Option<Spanned<RawLimits>>,
@@ -271,6 +271,9 @@ pub struct ConnectionConfig {
     pub settings: BTreeMap<String, String>,
     /// plugin secret name -> operator secret name.
     pub secrets: BTreeMap<String, String>,
+    /// plugin secret name -> the placements the operator confirmed (the long
+    /// grant form); absent: the manifest's auth-header placements.
+    pub secret_placements: BTreeMap<String, Vec<crate::model::Placement>>,
     /// Granted hosts.
     pub allowed_hosts: Vec<HostPattern>,
     /// Limits.
@@ -708,7 +711,16 @@ impl Config {
                 ));
             }
             let mut grants = BTreeMap::new();
-            for (plugin_name, op) in c.secrets {
+            let mut placements = BTreeMap::new();
+            for (plugin_name, grant) in c.secrets {
+                let gfield = format!("{field}.secrets.{plugin_name}");
+                let span = grant.span();
+                let (op, confirmed) = parse_grant(grant.into_inner())
+                    .map_err(|m| cx.at(span.clone(), gfield.clone(), m))?;
+                let op = Spanned::new(span, op);
+                if let Some(confirmed) = confirmed {
+                    placements.insert(plugin_name.clone(), confirmed);
+                }
                 if !secrets.contains_key(op.get_ref()) {
                     return Err(cx.at(
                         op.span(),
@@ -815,6 +827,7 @@ impl Config {
                     plugin: c.plugin.into_inner(),
                     settings: c.settings,
                     secrets: grants,
+                    secret_placements: placements,
                     allowed_hosts: allowed,
                     limits: conn_limits,
                     source: c.source.map(Spanned::into_inner),
@@ -1006,6 +1019,7 @@ impl Config {
                 settings: c.settings.clone(),
                 allowed_hosts: c.allowed_hosts.clone(),
                 secrets,
+                secret_placements: c.secret_placements.clone(),
                 limits: c.limits,
             },
         ))
@@ -1305,6 +1319,49 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
+/// A connection's secret grant: `"<secret>"`, or the long form
+/// `{ secret = "<secret>", placements = ["bearer", "login:<exchange>", ...] }`
+/// that confirms where the plugin may place it.
+fn parse_grant(v: toml::Value) -> Result<(String, Option<Vec<crate::model::Placement>>), String> {
+    const FORM: &str = "a grant is the name of a [secrets.*] entry, or \
+        { secret = \"<name>\", placements = [\"bearer\" | \"basic\" | \"header:<name>\" | \"login:<exchange>\", ...] }";
+    match v {
+        toml::Value::String(name) => Ok((name, None)),
+        toml::Value::Table(mut t) => {
+            let secret = match t.remove("secret") {
+                Some(toml::Value::String(s)) => s,
+                Some(_) => return Err(format!("`secret` must be a string; {FORM}")),
+                None => return Err(format!("`secret` is missing; {FORM}")),
+            };
+            let placements = match t.remove("placements") {
+                Some(toml::Value::Array(items)) => {
+                    let mut out = Vec::new();
+                    for item in items {
+                        let toml::Value::String(p) = item else {
+                            return Err(format!("`placements` must list strings; {FORM}"));
+                        };
+                        out.push(
+                            p.parse::<crate::model::Placement>()
+                                .map_err(|e| e.to_string())?,
+                        );
+                    }
+                    if out.is_empty() {
+                        return Err(format!("`placements` is empty; {FORM}"));
+                    }
+                    out
+                }
+                Some(_) => return Err(format!("`placements` must be a list; {FORM}")),
+                None => return Err(format!("`placements` is missing; {FORM}")),
+            };
+            if let Some(k) = t.keys().next() {
+                return Err(format!("unknown key `{k}`; {FORM}"));
+            }
+            Ok((secret, Some(placements)))
+        }
+        _ => Err(FORM.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1348,6 +1405,39 @@ limits = {{ memory_mb = 32 }}
         assert_eq!(p.name, "scim");
         assert_eq!(spec.limits.memory_bytes, 32 * 1024 * 1024);
         assert_eq!(spec.secrets["token"].value.expose(), "abcdef-inline");
+    }
+
+    #[test]
+    fn long_grants_confirm_placements() {
+        let text = good().replace(
+            r#"secrets = { token = "tok" }"#,
+            r#"secrets = { token = { secret = "tok", placements = ["bearer", "header:X-Api-Key", "login:login"] } }"#,
+        );
+        let c = parse(&text).unwrap();
+        let (_, spec) = c.connection_spec("demo").unwrap();
+        assert_eq!(spec.secrets["token"].value.expose(), "abcdef-inline");
+        assert_eq!(
+            spec.secret_placements["token"],
+            vec![
+                crate::model::Placement::Bearer,
+                crate::model::Placement::Header("X-Api-Key".into()),
+                crate::model::Placement::Login("login".into()),
+            ]
+        );
+        let plain = parse(&good()).unwrap();
+        assert!(plain.connection_spec("demo").unwrap().1.secret_placements.is_empty());
+        for (bad, says) in [
+            (r#"{ secret = "tok" }"#, "`placements` is missing"),
+            (r#"{ secret = "tok", placements = ["url"] }"#, "'url' is not a secret placement"),
+            (r#"{ secret = "tok", placements = [] }"#, "`placements` is empty"),
+            (r#"{ secret = "tok", placements = ["bearer"], extra = 1 }"#, "unknown key `extra`"),
+            (r#"{ placements = ["bearer"] }"#, "`secret` is missing"),
+            ("3", "a grant is the name of a [secrets.*] entry"),
+        ] {
+            let text = good().replace(r#"secrets = { token = "tok" }"#, &format!("secrets = {{ token = {bad} }}"));
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains("connections.demo.secrets.token") && e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -220,6 +220,36 @@ pub enum ConnectorError {
 }
 
 impl ConnectorError {
+    /// The same error with its text (and existing id) passed through `f`:
+    /// the host redacts secrets from every guest-supplied message this way.
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> Self {
+        use ConnectorError as E;
+        match self {
+            E::NotFound(m) => E::NotFound(f(&m)),
+            E::Conflict {
+                message,
+                existing_id,
+            } => E::Conflict {
+                message: f(&message),
+                existing_id: existing_id.map(|i| f(&i)),
+            },
+            E::RateLimited {
+                message,
+                retry_after,
+            } => E::RateLimited {
+                message: f(&message),
+                retry_after,
+            },
+            E::Unauthorized(m) => E::Unauthorized(f(&m)),
+            E::Forbidden(m) => E::Forbidden(f(&m)),
+            E::InvalidInput(m) => E::InvalidInput(f(&m)),
+            E::Transient(m) => E::Transient(f(&m)),
+            E::Unsupported(m) => E::Unsupported(f(&m)),
+            E::Denied(m) => E::Denied(f(&m)),
+            E::Other(m) => E::Other(f(&m)),
+        }
+    }
+
     /// A short machine code for logs and the CLI's exit status.
     pub fn code(&self) -> &'static str {
         match self {
@@ -333,6 +363,73 @@ pub struct SettingSpec {
     pub default_value: Option<String>,
 }
 
+/// Where the host may place a secret's value in a request (WIT
+/// `secret-placement`). Written `bearer`, `basic`, `header:<name>` and
+/// `login:<exchange>` in configuration and in `plugin inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Placement {
+    /// `Authorization: Bearer <value>`.
+    Bearer,
+    /// A part of `Authorization: Basic ...`.
+    Basic,
+    /// The named request header (compared case-insensitively).
+    Header(String),
+    /// A body field of the named login exchange, built by the host.
+    Login(String),
+}
+
+impl Placement {
+    /// Whether this is one of the auth-header placements a plain grant
+    /// confirms (everything but `login`).
+    pub fn is_header(&self) -> bool {
+        !matches!(self, Placement::Login(_))
+    }
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Placement::Bearer => f.write_str("bearer"),
+            Placement::Basic => f.write_str("basic"),
+            Placement::Header(h) => write!(f, "header:{h}"),
+            Placement::Login(l) => write!(f, "login:{l}"),
+        }
+    }
+}
+
+/// A placement string that is none of `bearer`, `basic`, `header:<name>`,
+/// `login:<exchange>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is not a secret placement: use \"bearer\", \"basic\", \"header:<name>\" or \"login:<exchange>\""
+)]
+pub struct BadPlacement(pub String);
+
+impl std::str::FromStr for Placement {
+    type Err = BadPlacement;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadPlacement(s.to_string());
+        match s.split_once(':') {
+            None if s == "bearer" => Ok(Placement::Bearer),
+            None if s == "basic" => Ok(Placement::Basic),
+            Some(("header", h)) if is_token(h) => Ok(Placement::Header(h.to_string())),
+            Some(("login", l)) if !l.is_empty() && l.len() <= 64 => {
+                Ok(Placement::Login(l.to_string()))
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// An HTTP header name (RFC 9110 token), at most 64 characters.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// A secret a connector refers to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretSpec {
@@ -342,6 +439,83 @@ pub struct SecretSpec {
     pub description: String,
     /// Whether the connection must grant it.
     pub required: bool,
+    /// Where it may be placed; empty means bearer or basic.
+    #[serde(default)]
+    pub placements: Vec<Placement>,
+}
+
+impl SecretSpec {
+    /// The declared placements, with the default (bearer, basic) filled in.
+    pub fn declared_placements(&self) -> Vec<Placement> {
+        if self.placements.is_empty() {
+            vec![Placement::Bearer, Placement::Basic]
+        } else {
+            self.placements.clone()
+        }
+    }
+}
+
+/// Where a login exchange's body field comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoginValue {
+    /// Literal text.
+    Text(String),
+    /// A connection setting's value.
+    Setting(String),
+    /// A granted secret's value.
+    Secret(String),
+}
+
+/// How a login exchange's body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyFormat {
+    /// A JSON object of string fields.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+}
+
+/// Where a derived secret is captured from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CaptureSource {
+    /// A JSON pointer into the response body.
+    JsonPointer(String),
+    /// A response header.
+    Header(String),
+    /// A `Set-Cookie` cookie by name.
+    Cookie(String),
+}
+
+/// A secret captured by the host from a login exchange's response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DerivedSpec {
+    /// Name the plugin uses.
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// Where it is captured from.
+    pub source: CaptureSource,
+    /// Lifetime after capture.
+    pub ttl_seconds: u32,
+    /// Where it may be placed (never `login`).
+    pub placements: Vec<Placement>,
+}
+
+/// A login exchange a connector declares (WIT `login-exchange`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginExchange {
+    /// Name, referred to by `login:<name>` placements.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// The request path must end with this.
+    pub path_suffix: String,
+    /// Body encoding.
+    pub body_format: BodyFormat,
+    /// Body fields, in order.
+    pub fields: Vec<(String, LoginValue)>,
+    /// Derived secrets captured from the response.
+    pub captures: Vec<DerivedSpec>,
 }
 
 /// A connector's self-description.
@@ -367,4 +541,7 @@ pub struct Manifest {
     pub user_mappings: Vec<Mapping>,
     /// Default group mappings.
     pub group_mappings: Vec<Mapping>,
+    /// Login exchanges.
+    #[serde(default)]
+    pub logins: Vec<LoginExchange>,
 }

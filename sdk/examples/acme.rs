@@ -26,6 +26,7 @@ impl Connector for Acme {
                 Mapping::new("active", "Not([IsSoftDeleted])"),
             ],
             group_mappings: vec![],
+            logins: vec![],
         }
     }
 

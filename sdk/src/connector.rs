@@ -156,7 +156,7 @@ impl<T: Connector> Guest for Export<T> {
 }
 
 /// Export a [`Connector`] implementation as the component's
-/// `provisio:connector/connector@0.1.0` interface. Use it once per crate, at
+/// `provisio:connector/connector@0.2.0` interface. Use it once per crate, at
 /// the top level:
 ///
 /// ```no_run
@@ -177,6 +177,7 @@ impl<T: Connector> Guest for Export<T> {
 ///             hosts: vec![],
 ///             user_mappings: vec![],
 ///             group_mappings: vec![],
+///             logins: vec![],
 ///         }
 ///     }
 /// }
@@ -214,6 +215,7 @@ mod tests {
                 hosts: vec![],
                 user_mappings: vec![],
                 group_mappings: vec![],
+                logins: vec![],
             }
         }
     }

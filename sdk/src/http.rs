@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), provisio_sdk::ConnectorError> {
-//! use provisio_sdk::http::{self, secret_json, Auth, Template};
+//! use provisio_sdk::http::{self, secret, Auth, Template};
 //!
 //! // Bearer token held by the host under the secret name "token".
 //! let users: serde_json::Value = http::get("https://api.example.com/v2/Users")
@@ -17,14 +17,21 @@
 //!     .error_for_status()?
 //!     .json()?;
 //!
-//! // A login body with a secret spliced into a JSON string.
-//! let body = Template::text(r#"{"user":"svc","password":""#) + secret_json("password") + r#""}"#;
-//! let session = http::post("https://api.example.com/login")
-//!     .content_type("application/json")
-//!     .body(body)
+//! // A login exchange declared in the manifest as "login": the host builds
+//! // the body (with the password) and keeps the session id it returns as the
+//! // derived secret "session"; the connector only ever names it.
+//! let login = http::login("login", "https://api.example.com/auth/login").send()?;
+//! assert!(login.captured("session"));
+//! let me = http::get("https://api.example.com/me")
+//!     .header("Authorization", Template::text("Session ") + secret("session"))
 //!     .send()?;
-//! # let _ = (users, session); Ok(()) }
+//! # let _ = (users, me); Ok(()) }
 //! ```
+//!
+//! Secrets go only where the manifest declares (`SecretSpec::placement`) and
+//! the operator's grant confirms: auth headers, named headers, and the
+//! host-built bodies of login exchanges — never a URL or a body the
+//! connector writes (the host refuses such a request).
 //!
 //! Transport failures are mapped to [`ConnectorError`] by [`map_http_error`];
 //! non-2xx statuses by [`Response::error_for_status`] (see [`crate::errors`]).
@@ -80,14 +87,6 @@ impl Template {
         }
     }
 
-    /// A template that is the named secret's value escaped for use inside a
-    /// JSON string (without the surrounding quotes).
-    pub fn secret_json(name: impl Into<String>) -> Self {
-        Template {
-            segments: vec![wit::Segment::SecretJson(name.into())],
-        }
-    }
-
     /// Append literal text (merged with a preceding literal segment).
     pub fn push_text(&mut self, text: impl Into<String>) {
         let text = text.into();
@@ -104,11 +103,6 @@ impl Template {
     /// Append a reference to a secret's raw value.
     pub fn push_secret(&mut self, name: impl Into<String>) {
         self.segments.push(wit::Segment::Secret(name.into()));
-    }
-
-    /// Append a reference to a secret's JSON-string-escaped value.
-    pub fn push_secret_json(&mut self, name: impl Into<String>) {
-        self.segments.push(wit::Segment::SecretJson(name.into()));
     }
 
     /// Append another template.
@@ -131,7 +125,7 @@ impl Template {
         self.segments
             .iter()
             .filter_map(|s| match s {
-                wit::Segment::Secret(n) | wit::Segment::SecretJson(n) => Some(n.as_str()),
+                wit::Segment::Secret(n) => Some(n.as_str()),
                 wit::Segment::Text(_) => None,
             })
             .collect()
@@ -157,11 +151,6 @@ impl Template {
                 wit::Segment::Text(t) => out.push_str(t),
                 wit::Segment::Secret(n) => {
                     out.push_str("{secret:");
-                    out.push_str(n);
-                    out.push('}');
-                }
-                wit::Segment::SecretJson(n) => {
-                    out.push_str("{secret-json:");
                     out.push_str(n);
                     out.push('}');
                 }
@@ -219,12 +208,6 @@ impl Add<&str> for Template {
 /// A template that is the named secret's raw value (see [`Template::secret`]).
 pub fn secret(name: impl Into<String>) -> Template {
     Template::secret(name)
-}
-
-/// A template that is the named secret's JSON-escaped value (see
-/// [`Template::secret_json`]).
-pub fn secret_json(name: impl Into<String>) -> Template {
-    Template::secret_json(name)
 }
 
 /// Authentication the host adds to a request.
@@ -514,6 +497,66 @@ pub fn send(request: &wit::Request) -> Result<Response, ConnectorError> {
         .map_err(map_http_error)
 }
 
+/// A login exchange to run: see [`login`].
+#[derive(Clone, Debug)]
+pub struct LoginBuilder {
+    exchange: String,
+    url: String,
+    headers: Vec<wit::Header>,
+}
+
+/// Prepare the manifest's login exchange `exchange` against `url` (a POST;
+/// the host builds the body from the exchange's declared fields).
+pub fn login(exchange: impl Into<String>, url: impl Into<String>) -> LoginBuilder {
+    LoginBuilder {
+        exchange: exchange.into(),
+        url: url.into(),
+        headers: Vec::new(),
+    }
+}
+
+impl LoginBuilder {
+    /// Add a request header (a template; secrets only where their placements allow).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Template>) -> Self {
+        self.headers.push(wit::Header {
+            name: name.into(),
+            value: value.into().into_wit(),
+        });
+        self
+    }
+
+    /// Run the exchange.
+    pub fn send(self) -> Result<LoginResponse, ConnectorError> {
+        wit::login(&self.exchange, &self.url, &self.headers)
+            .map(|r| LoginResponse {
+                response: Response {
+                    status: r.status,
+                    headers: r.headers,
+                    body: r.body,
+                },
+                captured: r.captured,
+            })
+            .map_err(map_http_error)
+    }
+}
+
+/// The outcome of a login exchange: the response (scrubbed of every secret
+/// and captured value by the host) and the derived secrets captured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoginResponse {
+    /// The response.
+    pub response: Response,
+    /// Names of the derived secrets the host captured.
+    pub captured: Vec<String>,
+}
+
+impl LoginResponse {
+    /// Whether the host captured the derived secret `name`.
+    pub fn captured(&self, name: &str) -> bool {
+        self.captured.iter().any(|c| c == name)
+    }
+}
+
 /// Map a transport error to a [`ConnectorError`], keeping the host's message:
 /// denied → `Denied`, timeout and connection → `Transient`, too-large →
 /// `Other`, invalid-request → `InvalidInput`.
@@ -654,16 +697,16 @@ mod tests {
 
     #[test]
     fn templates_merge_and_redact() {
-        let t = Template::text("{\"p\":\"") + secret_json("pw") + "\"" + "}";
+        let t = Template::text("Session ") + secret("pw") + " x" + "y";
         assert_eq!(
             t.segments(),
             &[
-                wit::Segment::Text("{\"p\":\"".into()),
-                wit::Segment::SecretJson("pw".into()),
-                wit::Segment::Text("\"}".into()),
+                wit::Segment::Text("Session ".into()),
+                wit::Segment::Secret("pw".into()),
+                wit::Segment::Text(" xy".into()),
             ]
         );
-        assert_eq!(t.redacted(), "{\"p\":\"{secret-json:pw}\"}");
+        assert_eq!(t.redacted(), "Session {secret:pw} xy");
         assert_eq!(t.secret_names(), vec!["pw"]);
         assert_eq!(t.as_literal(), None);
         assert_eq!(Template::text("x").as_literal().as_deref(), Some("x"));

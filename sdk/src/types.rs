@@ -1,8 +1,9 @@
 //! Convenience constructors and accessors on the generated contract types.
 
 use crate::{
-    ApplyOn, Attribute, ConnectorError, Mapping, ObjectKind, SecretSpec, SettingSpec, TargetObject,
-    Value,
+    ApplyOn, Attribute, BodyFormat, CaptureSource, ConnectorError, DerivedSecret, LoginExchange,
+    LoginField, LoginValue, Mapping, ObjectKind, SecretPlacement, SecretSpec, SettingSpec,
+    TargetObject, Value,
 };
 
 impl Mapping {
@@ -63,6 +64,7 @@ impl SecretSpec {
             name: name.into(),
             description: description.into(),
             required: true,
+            placements: Vec::new(),
         }
     }
 
@@ -72,6 +74,98 @@ impl SecretSpec {
             name: name.into(),
             description: description.into(),
             required: false,
+            placements: Vec::new(),
+        }
+    }
+
+    /// Allow the host to place this secret at `placement` too (without any,
+    /// a secret goes only into bearer or basic auth).
+    pub fn placement(mut self, placement: SecretPlacement) -> Self {
+        self.placements.push(placement);
+        self
+    }
+}
+
+impl LoginExchange {
+    /// A login exchange posting a JSON body to a path ending in `path_suffix`.
+    pub fn json(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        path_suffix: impl Into<String>,
+    ) -> Self {
+        LoginExchange {
+            name: name.into(),
+            description: description.into(),
+            path_suffix: path_suffix.into(),
+            body_format: BodyFormat::Json,
+            fields: Vec::new(),
+            captures: Vec::new(),
+        }
+    }
+
+    /// A login exchange posting a form-encoded body.
+    pub fn form(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        path_suffix: impl Into<String>,
+    ) -> Self {
+        LoginExchange {
+            body_format: BodyFormat::Form,
+            ..LoginExchange::json(name, description, path_suffix)
+        }
+    }
+
+    /// A body field of literal text.
+    pub fn text_field(mut self, name: impl Into<String>, text: impl Into<String>) -> Self {
+        self.fields.push(LoginField {
+            name: name.into(),
+            value: LoginValue::Text(text.into()),
+        });
+        self
+    }
+
+    /// A body field holding a connection setting's value.
+    pub fn setting_field(mut self, name: impl Into<String>, setting: impl Into<String>) -> Self {
+        self.fields.push(LoginField {
+            name: name.into(),
+            value: LoginValue::Setting(setting.into()),
+        });
+        self
+    }
+
+    /// A body field holding a secret's value (the secret must be declared
+    /// with placement `login(<this exchange>)`).
+    pub fn secret_field(mut self, name: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.fields.push(LoginField {
+            name: name.into(),
+            value: LoginValue::Secret(secret.into()),
+        });
+        self
+    }
+
+    /// A derived secret the host captures from the response.
+    pub fn capture(mut self, derived: DerivedSecret) -> Self {
+        self.captures.push(derived);
+        self
+    }
+}
+
+impl DerivedSecret {
+    /// A derived secret captured from `source`, valid for `ttl_seconds`,
+    /// placed in the header `header` (e.g. `Authorization`).
+    pub fn header(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        source: CaptureSource,
+        ttl_seconds: u32,
+        header: impl Into<String>,
+    ) -> Self {
+        DerivedSecret {
+            name: name.into(),
+            description: description.into(),
+            source,
+            ttl_seconds,
+            placements: vec![SecretPlacement::Header(header.into())],
         }
     }
 }

@@ -98,11 +98,13 @@ pub async fn fixture(redirect_to: Option<String>) -> Fixture {
 
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let s2 = seen.clone();
+    let store: Arc<Mutex<Vec<String>>> = Arc::default();
     let redirect_to = Arc::new(redirect_to);
     let app = axum::Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let seen = s2.clone();
             let redirect_to = redirect_to.clone();
+            let store = store.clone();
             async move {
                 let headers: Vec<(String, String)> = headers
                     .iter()
@@ -121,6 +123,67 @@ pub async fn fixture(redirect_to: Option<String>) -> Fixture {
                     body: body.clone(),
                     at: std::time::Instant::now(),
                 });
+                // ---- secrets class (issue 9): endpoints a hostile target offers.
+                let bearer = headers
+                    .iter()
+                    .find(|(k, _)| k == "authorization")
+                    .and_then(|(_, v)| v.strip_prefix("Bearer "))
+                    .unwrap_or_default()
+                    .to_string();
+                match uri.path() {
+                    "/store" => {
+                        if let Some((_, v)) = headers.iter().find(|(k, _)| k == "x-token") {
+                            store.lock().unwrap().push(v.clone());
+                        }
+                        return "stored".into_response();
+                    }
+                    "/stored" => return store.lock().unwrap().join(",").into_response(),
+                    "/see-other" => {
+                        if let Some((_, v)) = headers.iter().find(|(k, _)| k == "x-token") {
+                            store.lock().unwrap().push(v.clone());
+                        }
+                        return (axum::http::StatusCode::SEE_OTHER, [("location", "/stored")])
+                            .into_response();
+                    }
+                    "/reflect" => {
+                        let forms: Vec<String> =
+                            secret_forms(&bearer).into_iter().map(|(_, f)| f).collect();
+                        let header = forms.first().cloned().unwrap_or_default();
+                        return (
+                            [("x-reflect", header)],
+                            forms.join(
+                                "
+",
+                            ),
+                        )
+                            .into_response();
+                    }
+                    "/reversed" => {
+                        return bearer.chars().rev().collect::<String>().into_response();
+                    }
+                    "/login" => {
+                        return (
+                            [("set-cookie", format!("sid={FIXTURE_SESSION}; Path=/"))],
+                            axum::Json(serde_json::json!({
+                                "sessionId": FIXTURE_SESSION,
+                                "echo": body,
+                            })),
+                        )
+                            .into_response();
+                    }
+                    "/whoami" => {
+                        let want = format!("Session {FIXTURE_SESSION}");
+                        let ok = headers
+                            .iter()
+                            .any(|(k, v)| k == "authorization" && *v == want);
+                        return if ok {
+                            format!("you are misbehave, session {FIXTURE_SESSION}").into_response()
+                        } else {
+                            (axum::http::StatusCode::UNAUTHORIZED, "no session").into_response()
+                        };
+                    }
+                    _ => {}
+                }
                 // `/chain/N` redirects to `/chain/N-1`; `/chain/0` answers 200.
                 if let Some(n) = uri.path().strip_prefix("/chain/") {
                     return match n.parse::<u32>() {
@@ -218,4 +281,54 @@ pub fn wait_for(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> b
         assert!(t.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// The session id the fixture's `/login` hands out.
+pub const FIXTURE_SESSION: &str = "fixture-session-5b1e0c7d9a";
+
+/// Every encoding of `secret` the host promises to scrub and refuse: raw,
+/// JSON-escaped (also every char as `\uXXXX`), percent-encoded, base64
+/// (standard and URL, padded or not, alone and after a prefix), hex,
+/// upper and lower case.
+pub fn secret_forms(secret: &str) -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    if secret.is_empty() {
+        return Vec::new();
+    }
+    let json = serde_json::to_string(secret).unwrap();
+    let all_u: String = secret
+        .encode_utf16()
+        .map(|u| format!("\\u{u:04x}"))
+        .collect();
+    let pct: String = secret.bytes().map(|b| format!("%{b:02X}")).collect();
+    let mut forms = vec![
+        ("raw", secret.to_string()),
+        ("json", json.trim_matches('"').to_string()),
+        ("json-all-u", all_u),
+        ("percent-all", pct),
+        ("base64", STANDARD.encode(secret)),
+        ("base64-nopad", STANDARD_NO_PAD.encode(secret)),
+        ("base64url", URL_SAFE.encode(secret)),
+        ("base64url-nopad", URL_SAFE_NO_PAD.encode(secret)),
+        ("base64-prefixed", STANDARD.encode(format!("user:{secret}"))),
+        ("hex", hex::encode(secret)),
+        ("hex-upper", hex::encode_upper(secret)),
+        ("upper", secret.to_uppercase()),
+        ("lower", secret.to_lowercase()),
+    ];
+    forms.dedup_by(|a, b| a.1 == b.1);
+    forms
+}
+
+/// The first encoding of any of `secrets` found in `text`, if any.
+pub fn find_secret_form(text: &str, secrets: &[&str]) -> Option<String> {
+    for s in secrets {
+        for (label, form) in secret_forms(s) {
+            if text.contains(&form) {
+                return Some(format!("{label} of a secret ({form})"));
+            }
+        }
+    }
+    None
 }

@@ -9,23 +9,40 @@
 //!    declared host patterns (filled from settings) **intersected** with the
 //!    operator's grant; plain `http` only where the operator granted an `http`
 //!    origin explicitly;
-//! 2. resolves every secret reference through [`GrantedSecrets`], which refuses
-//!    ungranted names and hosts a secret is not bound to;
+//! 2. refuses the request if any text the guest wrote (the URL, header names
+//!    and literal parts of headers, auth and body) carries a value the
+//!    connection holds, in any encoding the [`SecretScanner`] knows; then
+//!    resolves every secret reference through [`GrantedSecrets`], which
+//!    refuses ungranted names, origins a secret is not bound to and
+//!    placements the manifest and the grant did not both allow (a secret is
+//!    never placed in a body: only a login exchange, built by the host,
+//!    carries one there);
 //! 3. takes a token of the connection's request budget
 //!    ([`super::ratelimit`]; a host-made 429 when the budget is paused longer
 //!    than [`max_budget_wait`]), sends with a timeout, reads at most
 //!    `max_response_bytes` of the body;
-//! 4. scrubs the secret values it substituted from the response before the
-//!    guest sees it (a server that echoes the token cannot leak it);
+//! 4. scrubs every value the connection holds (granted, derived, retired), in
+//!    every encoding, from the response's headers and body before the guest
+//!    sees it, whatever the request carried (a server that stores a token and
+//!    echoes it later, on another hop or to another request, cannot leak it);
 //! 5. writes one audit record (`target: provisio::audit`): decision, method,
 //!    origin and path, status, bytes, milliseconds.
 //!
 //! A connection attached from Rust code to an [`Interceptor`] (the conformance
 //! kit's hook, see [`super::intercept`]) also records each hop there and may
 //! have a fault injected after steps 1–2: a lost response or a 429.
+//!
+//! [`HttpClient::login`] runs a manifest-declared login exchange: a POST
+//! whose body the host builds from declared fields (literal text, settings,
+//! secrets whose placements name the exchange), never redirected; values it
+//! captures from the response become derived secrets
+//! ([`GrantedSecrets::capture`]) and are scrubbed from what the guest reads.
+//!
+//! [`SecretScanner`]: super::secret_scan::SecretScanner
 
 use super::intercept::{Decision, EgressRecord, Fault, Interceptor};
-use super::secrets::{GrantedSecrets, SecretError, redact_with};
+use super::secrets::{GrantedSecrets, SecretError, redact};
+use crate::model::{BodyFormat, CaptureSource, LoginExchange, LoginValue, Placement};
 use base64::Engine as _;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -265,10 +282,8 @@ impl Method {
 pub enum Segment {
     /// Literal text.
     Text(String),
-    /// A secret's value as it is.
+    /// A secret's value (granted or derived), where its placements allow.
     Secret(String),
-    /// A secret's value escaped for a JSON string.
-    SecretJson(String),
 }
 
 /// Authentication the host adds.
@@ -358,6 +373,17 @@ pub struct HttpPolicy {
     pub max_budget_wait: Duration,
     /// The conformance kit's hook (never set from configuration).
     pub interceptor: Option<Interceptor>,
+    /// The manifest's login exchanges, `setting` fields filled in.
+    pub logins: Vec<LoginExchange>,
+}
+
+/// What a login exchange hands back to the guest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginResponse {
+    /// The response, scrubbed of every secret and every captured value.
+    pub response: InboundResponse,
+    /// Names of the derived secrets captured.
+    pub captured: Vec<String>,
 }
 
 /// Headers a guest may not set: the host owns framing and routing.
@@ -409,7 +435,7 @@ impl HttpClient {
                 .send_one(policy, method, &url, &request, body.as_ref())
                 .await;
             let ms = started.elapsed().as_millis() as u64;
-            let (resp, used_secrets, fault) = match response {
+            let (resp, fault) = match response {
                 Ok(r) => r,
                 Err((e, fault)) => {
                     audit_failure(policy, method, &url, &e, ms);
@@ -457,7 +483,7 @@ impl HttpClient {
                     }
                     url = next;
                 }
-                _ => return Ok(scrub(resp, &used_secrets)),
+                _ => return Ok(scrub(resp, &policy.secrets)),
             }
         }
         Err(HttpError::Denied("too many redirects".to_string()))
@@ -470,8 +496,8 @@ impl HttpClient {
         url: &Url,
         request: &OutboundRequest,
         body: Option<&Vec<Segment>>,
-    ) -> Result<(InboundResponse, Vec<String>, Option<Fault>), (HttpError, Option<Fault>)> {
-        let (request, used) = self
+    ) -> Result<(InboundResponse, Option<Fault>), (HttpError, Option<Fault>)> {
+        let request = self
             .prepare(policy, method, url, request, body)
             .map_err(|e| (e, None))?;
         // Every hop that passed the policy spends one token of the
@@ -487,7 +513,7 @@ impl HttpClient {
                 wait_ms = wait.as_millis() as u64,
                 "request held back: the connection's request budget is paused"
             );
-            return Ok((budget_429(wait), used, None));
+            return Ok((budget_429(wait), None));
         }
         let fault = policy
             .interceptor
@@ -496,7 +522,7 @@ impl HttpClient {
         if let Some(Fault::RateLimit { retry_after }) = fault {
             let response = injected_429(retry_after);
             super::ratelimit::observe(&policy.limiter, response.status, &response.headers);
-            return Ok((response, used, fault));
+            return Ok((response, fault));
         }
         let response = self
             .execute(policy, url, request)
@@ -512,11 +538,11 @@ impl HttpClient {
                 fault,
             ));
         }
-        Ok((response, used, fault))
+        Ok((response, fault))
     }
 
-    /// Steps 1 and 2 of a hop: the allowlist, then the request with its
-    /// secrets substituted (and the values used, for scrubbing).
+    /// Steps 1 and 2 of a hop: the allowlist, the scan of what the guest
+    /// wrote, then the request with its secrets placed.
     fn prepare(
         &self,
         policy: &HttpPolicy,
@@ -524,9 +550,21 @@ impl HttpClient {
         url: &Url,
         request: &OutboundRequest,
         body: Option<&Vec<Segment>>,
-    ) -> Result<(reqwest::Request, Vec<String>), HttpError> {
+    ) -> Result<reqwest::Request, HttpError> {
         policy.allowlist.check(url).map_err(HttpError::Denied)?;
-        let mut used = Vec::new();
+        let scanner = policy.secrets.scanner();
+        let refuse_carried = |what: &str, text: &str| -> Result<(), HttpError> {
+            match scanner.find(text.as_bytes()) {
+                None => Ok(()),
+                Some(m) => Err(HttpError::Denied(format!(
+                    "the request's {what} carries the value of secret '{}' (or an encoding of \
+                     it) written by the connector itself; a connector refers to secrets by \
+                     name only, and the host places them",
+                    m.label
+                ))),
+            }
+        };
+        refuse_carried("URL", url.as_str())?;
         let mut builder = self
             .client
             .request(method.as_reqwest(), url.clone())
@@ -537,31 +575,197 @@ impl HttpClient {
                     "header '{name}' is set by the host and may not be set by a connector"
                 )));
             }
-            let rendered = render(value, &policy.secrets, url, &mut used)?;
+            refuse_carried("header name", name)?;
+            refuse_carried(&format!("header '{name}'"), &literal_text(value))?;
+            let rendered = render(
+                value,
+                &policy.secrets,
+                url,
+                &Placement::Header(name.clone()),
+            )?;
             builder = builder.header(name.as_str(), rendered);
         }
         match &request.auth {
             Some(Auth::Basic { username, password }) => {
-                let user = render(username, &policy.secrets, url, &mut used)?;
-                let pass = render(password, &policy.secrets, url, &mut used)?;
+                refuse_carried("basic user name", &literal_text(username))?;
+                refuse_carried("basic password", &literal_text(password))?;
+                let user = render(username, &policy.secrets, url, &Placement::Basic)?;
+                let pass = render(password, &policy.secrets, url, &Placement::Basic)?;
                 let encoded =
                     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-                used.push(encoded.clone());
                 builder = builder.header("authorization", format!("Basic {encoded}"));
             }
             Some(Auth::Bearer(token)) => {
-                let token = render(token, &policy.secrets, url, &mut used)?;
+                refuse_carried("bearer token", &literal_text(token))?;
+                let token = render(token, &policy.secrets, url, &Placement::Bearer)?;
                 builder = builder.header("authorization", format!("Bearer {token}"));
             }
             None => {}
         }
         if let Some(body) = body {
-            builder = builder.body(render(body, &policy.secrets, url, &mut used)?);
+            let mut text = String::new();
+            for segment in body {
+                match segment {
+                    Segment::Text(t) => text.push_str(t),
+                    Segment::Secret(name) => {
+                        return Err(HttpError::Denied(format!(
+                            "secret '{name}' may not be placed in a request body: a body is \
+                             written by the connector and may be read back; send a secret in \
+                             a body only through a login exchange the manifest declares"
+                        )));
+                    }
+                }
+            }
+            refuse_carried("body", &text)?;
+            builder = builder.body(text);
         }
-        let request = builder.build().map_err(|e| {
-            HttpError::InvalidRequest(redact_with(&e.to_string(), used.iter().map(String::as_str)))
+        builder
+            .build()
+            .map_err(|e| HttpError::InvalidRequest(redact(&e.to_string())))
+    }
+
+    /// Run the manifest's login exchange `exchange` (see the module docs).
+    pub async fn login(
+        &self,
+        policy: &HttpPolicy,
+        exchange: &str,
+        url: &str,
+        headers: Vec<(String, Vec<Segment>)>,
+    ) -> Result<LoginResponse, HttpError> {
+        let url = Url::parse(url).map_err(|e| {
+            HttpError::InvalidRequest(format!("'{url}' is not an absolute URL: {e}"))
         })?;
-        Ok((request, used))
+        let Some(x) = policy.logins.iter().find(|l| l.name == exchange) else {
+            let declared: Vec<&str> = policy.logins.iter().map(|l| l.name.as_str()).collect();
+            return Err(HttpError::Denied(format!(
+                "login exchange '{exchange}' is not declared in the plugin's manifest (declared: {})",
+                if declared.is_empty() {
+                    "none".to_string()
+                } else {
+                    declared.join(", ")
+                }
+            )));
+        };
+        if !url.path().ends_with(&x.path_suffix) {
+            return Err(HttpError::Denied(format!(
+                "login exchange '{exchange}' may only post to a path ending in '{}', not '{}'",
+                x.path_suffix,
+                url.path()
+            )));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(HttpError::Denied(format!(
+                "login exchange '{exchange}' posts to a URL without query or fragment"
+            )));
+        }
+        if let Err(wait) = policy.limiter.acquire_within(policy.max_budget_wait).await {
+            return Ok(LoginResponse {
+                response: budget_429(wait),
+                captured: Vec::new(),
+            });
+        }
+        let outbound = OutboundRequest {
+            method: Method::Post,
+            url: url.to_string(),
+            headers,
+            auth: None,
+            body: None,
+        };
+        let started = Instant::now();
+        let mut request = match self.prepare(policy, Method::Post, &url, &outbound, None) {
+            Ok(r) => r,
+            Err(e) => {
+                audit_failure(policy, Method::Post, &url, &e, 0);
+                return Err(e);
+            }
+        };
+        // The body, built by the host from the declared fields.
+        let mut fields: Vec<(String, String)> = Vec::new();
+        let mut bound: Vec<HostPattern> = Vec::new();
+        for (name, value) in &x.fields {
+            let v = match value {
+                LoginValue::Text(t) => t.clone(),
+                LoginValue::Setting(s) => {
+                    return Err(HttpError::InvalidRequest(format!(
+                        "login exchange '{exchange}': field '{name}' needs setting '{s}', which \
+                         the connection does not set"
+                    )));
+                }
+                LoginValue::Secret(secret) => {
+                    let placement = Placement::Login(exchange.to_string());
+                    let v = match policy.secrets.resolve(secret, &url, &placement) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let e = HttpError::from(e);
+                            audit_failure(policy, Method::Post, &url, &e, 0);
+                            return Err(e);
+                        }
+                    };
+                    bound.extend(policy.secrets.bound_to(secret).unwrap_or_default());
+                    v.expose().to_string()
+                }
+            };
+            fields.push((name.clone(), v));
+        }
+        if bound.is_empty() {
+            bound.push(HostPattern::parse(&origin_of(&url)).map_err(HttpError::InvalidRequest)?);
+        }
+        let (content_type, body) = match x.body_format {
+            BodyFormat::Json => (
+                "application/json",
+                serde_json::Value::Object(
+                    fields
+                        .into_iter()
+                        .map(|(k, v)| (k, serde_json::Value::String(v)))
+                        .collect(),
+                )
+                .to_string(),
+            ),
+            BodyFormat::Form => (
+                "application/x-www-form-urlencoded",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields)
+                    .finish(),
+            ),
+        };
+        request.headers_mut().insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static(content_type),
+        );
+        *request.body_mut() = Some(body.into());
+        let result = self.execute(policy, &url, request).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                audit_failure(policy, Method::Post, &url, &e, ms);
+                return Err(e);
+            }
+        };
+        audit_allowed(
+            policy,
+            Method::Post,
+            &url,
+            resp.status,
+            resp.body.len(),
+            ms,
+            0,
+        );
+        let mut captured = Vec::new();
+        if (200..300).contains(&resp.status) {
+            for spec in &x.captures {
+                if let Some(value) = capture(&resp, &spec.source)
+                    && value.len() >= super::secrets::MIN_SECRET_LEN
+                {
+                    policy.secrets.capture(spec, value, bound.clone())?;
+                    captured.push(spec.name.clone());
+                }
+            }
+        }
+        Ok(LoginResponse {
+            response: scrub(resp, &policy.secrets),
+            captured,
+        })
     }
 
     /// Step 3 of a hop: send, observe rate-limit headers, read the capped body.
@@ -697,62 +901,84 @@ fn classify(e: &reqwest::Error, policy: &HttpPolicy) -> HttpError {
     }
 }
 
-/// Render a template, resolving secrets for `url`; remember the values used.
+/// The text the guest wrote in a template, secret references left out
+/// (adjacent literal parts joined, so a value split over segments is whole).
+fn literal_text(segments: &[Segment]) -> String {
+    let mut out = String::new();
+    for s in segments {
+        match s {
+            Segment::Text(t) => out.push_str(t),
+            Segment::Secret(_) => out.push('\u{0}'),
+        }
+    }
+    out
+}
+
+/// Render a template, resolving secrets for `url` at `placement`.
 fn render(
     segments: &[Segment],
     secrets: &GrantedSecrets,
     url: &Url,
-    used: &mut Vec<String>,
+    placement: &Placement,
 ) -> Result<String, HttpError> {
     let mut out = String::new();
     for s in segments {
         match s {
             Segment::Text(t) => out.push_str(t),
-            Segment::Secret(name) => {
-                let v = secrets.resolve(name, url)?.expose();
-                used.push(v.to_string());
-                out.push_str(v);
-            }
-            Segment::SecretJson(name) => {
-                let v = secrets.resolve(name, url)?.expose();
-                let json = serde_json::to_string(v).unwrap_or_default();
-                let inner = json
-                    .get(1..json.len().saturating_sub(1))
-                    .unwrap_or_default();
-                used.push(v.to_string());
-                used.push(inner.to_string());
-                out.push_str(inner);
-            }
+            Segment::Secret(name) => out.push_str(secrets.resolve(name, url, placement)?.expose()),
         }
     }
     Ok(out)
 }
 
-/// Remove the secret values this request used from what the guest will see.
-fn scrub(mut resp: InboundResponse, used: &[String]) -> InboundResponse {
-    let used: Vec<&str> = used
-        .iter()
-        .map(String::as_str)
-        .filter(|v| v.len() >= 4)
-        .collect();
-    if used.is_empty() {
+/// The value a login response carries at `source`.
+fn capture(resp: &InboundResponse, source: &CaptureSource) -> Option<String> {
+    fn named<'a>(resp: &'a InboundResponse, name: &'a str) -> impl Iterator<Item = &'a str> {
+        resp.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    match source {
+        CaptureSource::JsonPointer(p) => {
+            let v: serde_json::Value = serde_json::from_slice(&resp.body).ok()?;
+            match v.pointer(p)? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        }
+        CaptureSource::Header(h) => named(resp, h).next().map(|v| v.trim().to_string()),
+        CaptureSource::Cookie(c) => named(resp, "set-cookie").find_map(|v| {
+            let first = v.split(';').next()?;
+            let (k, v) = first.split_once('=')?;
+            (k.trim() == c).then(|| v.trim().to_string())
+        }),
+    }
+}
+
+/// Remove every value the connection holds, in every encoding, from what
+/// the guest will see; keep `content-length` true to the scrubbed body.
+fn scrub(mut resp: InboundResponse, secrets: &GrantedSecrets) -> InboundResponse {
+    let scanner = secrets.scanner();
+    if scanner.is_empty() {
         return resp;
     }
     for (_, v) in resp.headers.iter_mut() {
-        *v = redact_with(v, used.iter().copied());
+        if scanner.find(v.as_bytes()).is_some() {
+            *v = scanner.redact_str(v);
+        }
     }
-    if used
-        .iter()
-        .any(|u| contains_bytes(&resp.body, u.as_bytes()))
-    {
-        let text = String::from_utf8_lossy(&resp.body).into_owned();
-        resp.body = redact_with(&text, used.iter().copied()).into_bytes();
+    let (body, n) = scanner.redact(&resp.body);
+    if n > 0 {
+        resp.body = body;
+        for (k, v) in resp.headers.iter_mut() {
+            if k.eq_ignore_ascii_case("content-length") {
+                *v = resp.body.len().to_string();
+            }
+        }
     }
     resp
-}
-
-fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn method_str(m: Method) -> &'static str {
@@ -938,15 +1164,32 @@ mod tests {
     }
 
     #[test]
-    fn scrub_removes_used_values_from_body_and_headers() {
+    fn scrub_removes_every_held_value_from_body_and_headers() {
+        let secret = std::sync::Arc::new(super::super::secrets::Secret {
+            name: "t".into(),
+            value: super::super::secrets::SecretValue::new("tok-123456".into()),
+            bound_to: vec![p("https://a.example")],
+        });
+        let grants = std::collections::BTreeMap::from([(
+            "token".to_string(),
+            super::super::secrets::SecretGrant {
+                secret,
+                placements: vec![Placement::Bearer],
+            },
+        )]);
+        let secrets = GrantedSecrets::new("c", grants).unwrap();
         let resp = InboundResponse {
             status: 200,
-            headers: vec![("x-echo".into(), "Bearer tok-123456".into())],
+            headers: vec![
+                ("x-echo".into(), "Bearer tok-123456".into()),
+                ("content-length".into(), "28".into()),
+            ],
             body: br#"{"auth":"Bearer tok-123456"}"#.to_vec(),
         };
-        let out = scrub(resp, &["tok-123456".to_string()]);
+        let out = scrub(resp, &secrets);
         assert_eq!(out.headers[0].1, "Bearer [REDACTED]");
         assert_eq!(out.body, br#"{"auth":"Bearer [REDACTED]"}"#.to_vec());
+        assert_eq!(out.headers[1].1, out.body.len().to_string());
     }
 
     /// A loopback server counting the requests it receives.
@@ -974,6 +1217,7 @@ mod tests {
             connection: "t".into(),
             allowlist: Allowlist::new(vec![p(origin)], vec![p(origin), p("http://127.0.0.2:9")]),
             secrets: GrantedSecrets::default(),
+            logins: Vec::new(),
             timeout: Duration::from_secs(10),
             max_response_bytes: 1 << 20,
             max_redirects: 0,

@@ -9,7 +9,12 @@
 //! - [`audit`]: the per-connection budget of the egress audit records, with
 //!   a count of the records it dropped.
 //! - [`secrets`]: operator-defined secrets, bound to hosts, referenced by name;
-//!   also the [`secrets::Redactor`] that scrubs known values from all output.
+//!   placed only where the manifest declared and the operator confirmed;
+//!   derived secrets captured by login exchanges; also the
+//!   [`secrets::Redactor`] that scrubs known values from all output.
+//! - [`secret_scan`]: one Aho-Corasick automaton over every encoded form of
+//!   every secret a connection holds, used to scrub responses and refuse
+//!   requests that carry a secret the connector wrote itself.
 //! - [`log`]: structured guest logging, size-capped and rate-limited.
 //! - [`kv`]: a small per-connection cache with expiry.
 //! - [`intercept`]: a hook reachable only from Rust code (the conformance kit)
@@ -21,4 +26,5 @@ pub mod intercept;
 pub mod kv;
 pub mod log;
 pub mod ratelimit;
+pub mod secret_scan;
 pub mod secrets;

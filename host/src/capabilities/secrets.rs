@@ -2,30 +2,50 @@
 //!
 //! The operator defines secrets in the config (`[secrets.<name>]`, from an
 //! environment variable, a file, or inline for development) and binds each to
-//! the hosts it may be sent to. A connection grants its plugin some of them
+//! the origins it may be sent to. A connection grants its plugin some of them
 //! under the plugin's own names (`secrets = { token = "scim_token" }`).
 //!
-//! The guest refers to a secret inside an HTTP template segment; the
-//! [`http`](super::http) capability asks [`GrantedSecrets::resolve`] for the value
-//! at send time, which refuses an ungranted name or a host the secret is not
-//! bound to. Every known value is registered with the process-wide
-//! [`Redactor`], which scrubs it from every log line and error message.
+//! **Secrets never enter the guest, by construction.** The guest refers to a
+//! secret by name inside an HTTP template; the [`http`](super::http)
+//! capability asks [`GrantedSecrets::resolve`] for the value at send time,
+//! naming *where* it goes (a [`Placement`]). A secret is placed only where the
+//! plugin's manifest declared it and the operator's grant confirmed it: a
+//! plain grant confirms the auth-header placements (bearer, basic, a named
+//! header); a body field of a login exchange needs the long form
+//! `{ secret = "...", placements = ["login:<exchange>"] }`. No placement puts
+//! a secret in a URL or in a body the guest writes.
+//!
+//! **Derived secrets** are values a login exchange's response carries (a
+//! session id). The host captures them ([`GrantedSecrets::capture`]), binds
+//! them to the origins of the secrets the exchange used, lets them expire,
+//! and scrubs them from everything the guest reads; the guest refers to them
+//! by name like granted ones.
+//!
+//! **Defence in depth**: every value the connection holds (granted, derived,
+//! and recently retired derived ones) is compiled into one
+//! [`SecretScanner`] over all its encodings; the HTTP capability scrubs every
+//! response with it and refuses any request whose guest-written text carries
+//! one. Every value is also registered with the process-wide [`Redactor`],
+//! which scrubs log lines and error messages.
 
 use super::http::HostPattern;
-use std::collections::BTreeMap;
+use super::secret_scan::{ScanError, SecretScanner};
+use crate::model::{DerivedSpec, Placement};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 use url::Url;
 
 /// A secret's value. Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
+pub struct SecretValue(Arc<str>);
 
 impl SecretValue {
     /// Wrap a value and register it with the global redactor.
     pub fn new(value: String) -> Self {
         Redactor::global().register(&value);
-        SecretValue(value)
+        SecretValue(Arc::from(value))
     }
 
     /// The plaintext. Only the HTTP capability calls this, at send time.
@@ -58,6 +78,16 @@ impl Secret {
     }
 }
 
+/// A granted secret and the placements in effect for it (declared by the
+/// manifest, confirmed by the operator).
+#[derive(Debug, Clone)]
+pub struct SecretGrant {
+    /// The secret.
+    pub secret: Arc<Secret>,
+    /// Where it may be placed.
+    pub placements: Vec<Placement>,
+}
+
 /// Why a secret reference was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SecretError {
@@ -71,7 +101,7 @@ pub enum SecretError {
         name: String,
         /// Connection name.
         connection: String,
-        /// The names that are granted.
+        /// The names that are granted (and derived secrets held).
         granted: String,
     },
     /// The secret may not be sent to that host.
@@ -87,63 +117,415 @@ pub enum SecretError {
         /// Where the secret is bound.
         bound: String,
     },
+    /// The secret may not be placed there.
+    #[error(
+        "secret '{name}' may not be placed in {placement} (allowed: {allowed}); secrets go only \
+         where the plugin's manifest declares and the connection's grant confirms, never in a \
+         URL or a body the connector writes"
+    )]
+    NotPlaced {
+        /// Name the guest used.
+        name: String,
+        /// Where the guest tried to put it.
+        placement: String,
+        /// Where it may go.
+        allowed: String,
+    },
+    /// A derived secret expired (or was forgotten): log in again.
+    #[error("derived secret '{name}' has expired or was forgotten; run the login exchange again")]
+    Expired {
+        /// Name the guest used.
+        name: String,
+    },
+    /// The secret scanner could not be built.
+    #[error("secret scanner: {0}")]
+    Scanner(#[from] ScanError),
+}
+
+/// A captured value, alive until `expires`.
+#[derive(Debug, Clone)]
+struct Derived {
+    value: SecretValue,
+    bound_to: Vec<HostPattern>,
+    placements: Vec<Placement>,
+    expires: Instant,
+}
+
+/// Retired derived values kept in the scanner (a target may echo an old
+/// session id after it expired).
+const RETIRED_KEPT: usize = 64;
+
+/// Mutable state shared by every call of a connection.
+#[derive(Debug, Default)]
+struct DerivedStore {
+    live: BTreeMap<String, Derived>,
+    retired: VecDeque<SecretValue>,
 }
 
 /// The secrets one connection may use, keyed by the plugin's names for them.
 #[derive(Debug, Clone, Default)]
 pub struct GrantedSecrets {
     connection: String,
-    by_plugin_name: BTreeMap<String, Arc<Secret>>,
+    grants: BTreeMap<String, SecretGrant>,
+    derived: Arc<Mutex<DerivedStore>>,
+    scanner: Arc<RwLock<Arc<SecretScanner>>>,
 }
 
 impl GrantedSecrets {
     /// Build the grant for a connection.
-    pub fn new(connection: impl Into<String>, grants: BTreeMap<String, Arc<Secret>>) -> Self {
-        GrantedSecrets {
+    pub fn new(
+        connection: impl Into<String>,
+        grants: BTreeMap<String, SecretGrant>,
+    ) -> Result<Self, SecretError> {
+        let g = GrantedSecrets {
             connection: connection.into(),
-            by_plugin_name: grants,
-        }
+            grants,
+            derived: Arc::default(),
+            scanner: Arc::default(),
+        };
+        g.rebuild_scanner()?;
+        Ok(g)
     }
 
-    /// The names the guest may use.
+    /// The granted names the guest may use.
     pub fn names(&self) -> Vec<String> {
-        self.by_plugin_name.keys().cloned().collect()
+        self.grants.keys().cloned().collect()
     }
 
-    /// Resolve a guest reference for a request to `url`.
-    pub fn resolve(&self, name: &str, url: &Url) -> Result<&SecretValue, SecretError> {
-        let secret = self
-            .by_plugin_name
-            .get(name)
-            .ok_or_else(|| SecretError::NotGranted {
+    /// The derived secrets held now (not expired).
+    pub fn derived_names(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.derived
+            .lock()
+            .map(|d| {
+                d.live
+                    .iter()
+                    .filter(|(_, v)| v.expires > now)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The scanner over every value the connection holds, in every encoding.
+    pub fn scanner(&self) -> Arc<SecretScanner> {
+        self.scanner
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Resolve a guest reference to be placed at `placement` in a request to `url`.
+    pub fn resolve(
+        &self,
+        name: &str,
+        url: &Url,
+        placement: &Placement,
+    ) -> Result<SecretValue, SecretError> {
+        if let Some(grant) = self.grants.get(name) {
+            check_bound(name, url, &grant.secret.bound_to)?;
+            check_placed(name, placement, &grant.placements)?;
+            return Ok(grant.secret.value.clone());
+        }
+        let derived = self
+            .derived
+            .lock()
+            .ok()
+            .and_then(|d| d.live.get(name).cloned());
+        match derived {
+            Some(d) if d.expires > Instant::now() => {
+                check_bound(name, url, &d.bound_to)?;
+                check_placed(name, placement, &d.placements)?;
+                Ok(d.value)
+            }
+            Some(_) => {
+                self.forget(name);
+                Err(SecretError::Expired {
+                    name: name.to_string(),
+                })
+            }
+            None => Err(SecretError::NotGranted {
                 name: name.to_string(),
                 connection: self.connection.clone(),
-                granted: if self.by_plugin_name.is_empty() {
-                    "none".to_string()
-                } else {
-                    self.names().join(", ")
+                granted: {
+                    let mut all = self.names();
+                    all.extend(self.derived_names());
+                    if all.is_empty() {
+                        "none".to_string()
+                    } else {
+                        all.join(", ")
+                    }
                 },
-            })?;
-        if !secret.may_send_to(url) {
-            return Err(SecretError::NotBound {
-                name: name.to_string(),
-                origin: super::http::origin_of(url),
-                bound: secret
-                    .bound_to
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
+            }),
         }
-        Ok(&secret.value)
+    }
+
+    /// The origins a granted secret is bound to.
+    pub fn bound_to(&self, name: &str) -> Option<Vec<HostPattern>> {
+        self.grants.get(name).map(|g| g.secret.bound_to.clone())
+    }
+
+    /// Keep a value captured by a login exchange as the derived secret
+    /// `spec.name`, bound to `bound_to`, for `spec.ttl_seconds`.
+    pub fn capture(
+        &self,
+        spec: &DerivedSpec,
+        value: String,
+        bound_to: Vec<HostPattern>,
+    ) -> Result<(), SecretError> {
+        let value = SecretValue::new(value);
+        if let Ok(mut d) = self.derived.lock() {
+            let old = d.live.insert(
+                spec.name.clone(),
+                Derived {
+                    value,
+                    bound_to,
+                    placements: spec.placements.clone(),
+                    expires: Instant::now() + Duration::from_secs(u64::from(spec.ttl_seconds)),
+                },
+            );
+            if let Some(old) = old {
+                d.retire(old.value);
+            }
+        }
+        self.rebuild_scanner()
+    }
+
+    /// Drop a derived secret (the target rejected it). Its value stays in
+    /// the scanner for a while.
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut d) = self.derived.lock()
+            && let Some(old) = d.live.remove(name)
+        {
+            d.retire(old.value);
+        }
+    }
+
+    /// Whether `text` carries any value the connection holds, in any encoding.
+    pub fn holds_secret(&self, text: &[u8]) -> bool {
+        self.scanner().find(text).is_some()
+    }
+
+    fn rebuild_scanner(&self) -> Result<(), SecretError> {
+        let mut values: Vec<(String, SecretValue)> = self
+            .grants
+            .iter()
+            .map(|(k, g)| (k.clone(), g.secret.value.clone()))
+            .collect();
+        if let Ok(d) = self.derived.lock() {
+            values.extend(d.live.iter().map(|(k, v)| (k.clone(), v.value.clone())));
+            values.extend(
+                d.retired
+                    .iter()
+                    .map(|v| ("retired derived secret".to_string(), v.clone())),
+            );
+        }
+        let refs: Vec<(String, &str)> = values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose()))
+            .collect();
+        let scanner = SecretScanner::new(&refs)?;
+        if let Ok(mut s) = self.scanner.write() {
+            *s = Arc::new(scanner);
+        }
+        Ok(())
     }
 }
 
-/// Scrubs known secret values from text. One per process, fed by [`SecretValue::new`].
+impl DerivedStore {
+    fn retire(&mut self, value: SecretValue) {
+        if self.retired.len() == RETIRED_KEPT {
+            self.retired.pop_front();
+        }
+        self.retired.push_back(value);
+    }
+}
+
+fn check_bound(name: &str, url: &Url, bound: &[HostPattern]) -> Result<(), SecretError> {
+    if bound.iter().any(|p| p.matches(url)) {
+        return Ok(());
+    }
+    Err(SecretError::NotBound {
+        name: name.to_string(),
+        origin: super::http::origin_of(url),
+        bound: bound
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+fn check_placed(
+    name: &str,
+    placement: &Placement,
+    allowed: &[Placement],
+) -> Result<(), SecretError> {
+    let ok = allowed.iter().any(|a| match (a, placement) {
+        (Placement::Header(x), Placement::Header(y)) => x.eq_ignore_ascii_case(y),
+        (a, p) => a == p,
+    });
+    if ok {
+        return Ok(());
+    }
+    Err(SecretError::NotPlaced {
+        name: name.to_string(),
+        placement: match placement {
+            Placement::Header(h) => format!("header '{h}'"),
+            Placement::Login(l) => format!("login exchange '{l}'"),
+            other => format!("{other} auth"),
+        },
+        allowed: if allowed.is_empty() {
+            "nowhere".to_string()
+        } else {
+            allowed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    })
+}
+
+/// Why a manifest's secrets, placements or login exchanges are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// A placement names a login exchange the manifest does not declare.
+    #[error(
+        "secret '{secret}' names placement login:{exchange}, but no login exchange '{exchange}' is declared"
+    )]
+    UnknownExchange {
+        /// Secret.
+        secret: String,
+        /// Exchange named.
+        exchange: String,
+    },
+    /// A login field uses a secret whose placements do not name the exchange.
+    #[error(
+        "login exchange '{exchange}' field '{field}' uses secret '{secret}', which is {why}; \
+         declare the secret with placement login:{exchange}"
+    )]
+    FieldSecret {
+        /// Exchange.
+        exchange: String,
+        /// Field.
+        field: String,
+        /// Secret.
+        secret: String,
+        /// Why not.
+        why: &'static str,
+    },
+    /// A derived secret is declared badly.
+    #[error("login exchange '{exchange}' derived secret '{derived}': {why}")]
+    Derived {
+        /// Exchange.
+        exchange: String,
+        /// Derived secret.
+        derived: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Two things share a name.
+    #[error(
+        "the name '{0}' is declared twice (secrets, derived secrets and login exchanges share one namespace)"
+    )]
+    Duplicate(String),
+    /// An exchange is declared badly.
+    #[error("login exchange '{exchange}': {why}")]
+    Exchange {
+        /// Exchange.
+        exchange: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Longest lifetime of a derived secret.
+pub const MAX_DERIVED_TTL_SECONDS: u32 = 24 * 3600;
+
+/// Check a manifest's secrets, placements and login exchanges, when the
+/// plugin loads: every `login:` placement names a declared exchange, every
+/// secret field of an exchange is declared with that placement, derived
+/// secrets have a lifetime and header-only placements, names are unique.
+pub fn check_manifest(m: &crate::model::Manifest) -> Result<(), ManifestError> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut unique = |n: &str| {
+        if names.insert(n.to_string()) {
+            Ok(())
+        } else {
+            Err(ManifestError::Duplicate(n.to_string()))
+        }
+    };
+    for s in &m.secrets {
+        unique(&s.name)?;
+        for p in &s.placements {
+            if let Placement::Login(x) = p
+                && !m.logins.iter().any(|l| &l.name == x)
+            {
+                return Err(ManifestError::UnknownExchange {
+                    secret: s.name.clone(),
+                    exchange: x.clone(),
+                });
+            }
+        }
+    }
+    for x in &m.logins {
+        unique(&x.name)?;
+        if !x.path_suffix.starts_with('/') || x.path_suffix.contains(['?', '#']) {
+            return Err(ManifestError::Exchange {
+                exchange: x.name.clone(),
+                why: format!(
+                    "path-suffix '{}' must be a path starting with '/'",
+                    x.path_suffix
+                ),
+            });
+        }
+        for (field, value) in &x.fields {
+            if let crate::model::LoginValue::Secret(secret) = value {
+                let why = match m.secrets.iter().find(|s| &s.name == secret) {
+                    None => Some("not declared"),
+                    Some(s) if !s.placements.contains(&Placement::Login(x.name.clone())) => {
+                        Some("not declared with this placement")
+                    }
+                    Some(_) => None,
+                };
+                if let Some(why) = why {
+                    return Err(ManifestError::FieldSecret {
+                        exchange: x.name.clone(),
+                        field: field.clone(),
+                        secret: secret.clone(),
+                        why,
+                    });
+                }
+            }
+        }
+        for d in &x.captures {
+            unique(&d.name)?;
+            let bad = |why: String| ManifestError::Derived {
+                exchange: x.name.clone(),
+                derived: d.name.clone(),
+                why,
+            };
+            if d.ttl_seconds == 0 || d.ttl_seconds > MAX_DERIVED_TTL_SECONDS {
+                return Err(bad(format!(
+                    "ttl-seconds must be between 1 and {MAX_DERIVED_TTL_SECONDS}"
+                )));
+            }
+            if d.placements.is_empty() || d.placements.iter().any(|p| !p.is_header()) {
+                return Err(bad(
+                    "placements must name auth headers (bearer, basic, header) only".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scrubs known secret values (in every encoding the [`SecretScanner`]
+/// knows) from text. One per process, fed by [`SecretValue::new`].
 #[derive(Debug, Default)]
 pub struct Redactor {
-    values: RwLock<Vec<String>>,
+    values: RwLock<(Vec<SecretValue>, Arc<SecretScanner>)>,
 }
 
 /// What replaces a secret value in output.
@@ -151,7 +533,7 @@ pub const REDACTED: &str = "[REDACTED]";
 
 /// Values shorter than this are not scrubbed (they would garble every line);
 /// the config loader refuses such secrets.
-pub const MIN_SECRET_LEN: usize = 4;
+pub const MIN_SECRET_LEN: usize = super::secret_scan::MIN_LEN;
 
 impl Redactor {
     /// The process-wide redactor.
@@ -160,46 +542,39 @@ impl Redactor {
         GLOBAL.get_or_init(Redactor::default)
     }
 
-    /// Register a value (and the forms it takes inside JSON strings).
+    /// Register a value; every encoding of it is scrubbed from then on.
     pub fn register(&self, value: &str) {
         if value.len() < MIN_SECRET_LEN {
             return;
         }
-        let mut forms = vec![value.to_string()];
-        let json = serde_json::to_string(value).unwrap_or_default();
-        let json_inner = json.trim_matches('"').to_string();
-        if json_inner != value {
-            forms.push(json_inner);
+        let Ok(mut g) = self.values.write() else {
+            return;
+        };
+        if g.0.iter().any(|v| v.expose() == value) {
+            return;
         }
-        if let Ok(mut values) = self.values.write() {
-            for f in forms {
-                if !values.contains(&f) {
-                    values.push(f);
-                }
-            }
-            // Longest first, so a secret containing another is scrubbed whole.
-            values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        // Not `SecretValue::new`: that would register again.
+        g.0.push(SecretValue(Arc::from(value)));
+        let refs: Vec<(String, &str)> =
+            g.0.iter()
+                .map(|v| ("secret".to_string(), v.expose()))
+                .collect();
+        if let Ok(scanner) = SecretScanner::new(&refs) {
+            g.1 = Arc::new(scanner);
         }
     }
 
     /// Replace every known value in `text`.
     pub fn redact(&self, text: &str) -> String {
-        let Ok(values) = self.values.read() else {
-            return text.to_string();
+        let scanner = match self.values.read() {
+            Ok(g) => g.1.clone(),
+            Err(_) => return text.to_string(),
         };
-        redact_with(text, values.iter().map(String::as_str))
-    }
-}
-
-/// Replace each of `values` (non-empty) in `text` with [`REDACTED`].
-pub fn redact_with<'a>(text: &str, values: impl IntoIterator<Item = &'a str>) -> String {
-    let mut out = text.to_string();
-    for v in values {
-        if !v.is_empty() && out.contains(v) {
-            out = out.replace(v, REDACTED);
+        if scanner.is_empty() {
+            return text.to_string();
         }
+        scanner.redact_str(text)
     }
-    out
 }
 
 /// Redact with the global redactor.
@@ -222,28 +597,103 @@ mod tests {
         })
     }
 
+    fn grant(secret: Arc<Secret>, placements: Vec<Placement>) -> SecretGrant {
+        SecretGrant { secret, placements }
+    }
+
     #[test]
-    fn resolves_only_granted_and_bound() {
+    fn resolves_only_granted_bound_and_placed() {
         let mut grants = BTreeMap::new();
         grants.insert(
             "token".to_string(),
-            secret("scim_token", "s3cret-value-1", &["http://127.0.0.1:18080"]),
+            grant(
+                secret("scim_token", "s3cret-value-1", &["http://127.0.0.1:18080"]),
+                vec![Placement::Bearer, Placement::Header("X-Api-Key".into())],
+            ),
         );
-        let g = GrantedSecrets::new("demo", grants);
+        let g = GrantedSecrets::new("demo", grants).unwrap();
         let ok = Url::parse("http://127.0.0.1:18080/v2/Users").unwrap();
-        assert_eq!(g.resolve("token", &ok).unwrap().expose(), "s3cret-value-1");
+        assert_eq!(
+            g.resolve("token", &ok, &Placement::Bearer)
+                .unwrap()
+                .expose(),
+            "s3cret-value-1"
+        );
+        assert!(
+            g.resolve("token", &ok, &Placement::Header("x-api-key".into()))
+                .is_ok(),
+            "header names compare case-insensitively"
+        );
+        let e = g.resolve("token", &ok, &Placement::Basic).unwrap_err();
+        assert!(matches!(e, SecretError::NotPlaced { .. }), "{e}");
+        assert!(
+            e.to_string().contains("allowed: bearer, header:X-Api-Key"),
+            "{e}"
+        );
+        let e = g
+            .resolve("token", &ok, &Placement::Login("login".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("login exchange 'login'"), "{e}");
 
         let other = Url::parse("http://127.0.0.1:9999/").unwrap();
-        let e = g.resolve("token", &other).unwrap_err();
+        let e = g.resolve("token", &other, &Placement::Bearer).unwrap_err();
         assert!(matches!(e, SecretError::NotBound { .. }));
         assert!(e.to_string().contains("http://127.0.0.1:9999"), "{e}");
 
-        let e = g.resolve("password", &ok).unwrap_err();
+        let e = g.resolve("password", &ok, &Placement::Bearer).unwrap_err();
         assert!(
             e.to_string().contains("not granted to connection 'demo'"),
             "{e}"
         );
         assert!(e.to_string().contains("granted: token"), "{e}");
+    }
+
+    #[test]
+    fn derived_secrets_are_bound_placed_scanned_and_expire() {
+        let g = GrantedSecrets::new("demo", BTreeMap::new()).unwrap();
+        let spec = DerivedSpec {
+            name: "session".into(),
+            description: "session".into(),
+            source: crate::model::CaptureSource::JsonPointer("/sessionId".into()),
+            ttl_seconds: 60,
+            placements: vec![Placement::Header("Authorization".into())],
+        };
+        let bound = vec![HostPattern::parse("https://api.example.com").unwrap()];
+        g.capture(&spec, "sess-0123456789abcdef".into(), bound)
+            .unwrap();
+        assert_eq!(g.derived_names(), vec!["session".to_string()]);
+        let url = Url::parse("https://api.example.com/x").unwrap();
+        let h = Placement::Header("authorization".into());
+        assert_eq!(
+            g.resolve("session", &url, &h).unwrap().expose(),
+            "sess-0123456789abcdef"
+        );
+        assert!(g.holds_secret(b"xx sess-0123456789abcdef yy"));
+        let elsewhere = Url::parse("https://evil.example.net/x").unwrap();
+        assert!(matches!(
+            g.resolve("session", &elsewhere, &h),
+            Err(SecretError::NotBound { .. })
+        ));
+        assert!(matches!(
+            g.resolve("session", &url, &Placement::Bearer),
+            Err(SecretError::NotPlaced { .. })
+        ));
+        g.forget("session");
+        assert!(g.derived_names().is_empty());
+        assert!(
+            g.holds_secret(b"sess-0123456789abcdef"),
+            "a retired value is still scrubbed"
+        );
+        let zero = DerivedSpec {
+            ttl_seconds: 0,
+            ..spec
+        };
+        g.capture(&zero, "sess-expired-000000".into(), vec![])
+            .unwrap();
+        assert!(matches!(
+            g.resolve("session", &url, &h),
+            Err(SecretError::Expired { .. })
+        ));
     }
 
     #[test]

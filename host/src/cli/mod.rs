@@ -678,6 +678,50 @@ pub fn inspect_render(
     for x in &m.secrets {
         let req = if x.required { "required" } else { "optional" };
         let _ = writeln!(s, "  {} ({req}): {}", u(&x.name), u(&x.description));
+        let placed: Vec<String> = x
+            .declared_placements()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let _ = writeln!(s, "    placed in: {}", placed.join(", "));
+    }
+    if !m.logins.is_empty() {
+        let _ = writeln!(
+            s,
+            "login exchanges (bodies built by the host; the grant must confirm login:<name>):"
+        );
+        for x in &m.logins {
+            let _ = writeln!(
+                s,
+                "  {}: POST to a path ending in {}: {}",
+                u(&x.name),
+                u(&x.path_suffix),
+                u(&x.description)
+            );
+            let fields: Vec<String> = x
+                .fields
+                .iter()
+                .map(|(k, v)| match v {
+                    crate::model::LoginValue::Text(_) => format!("{}=<text>", u(k)),
+                    crate::model::LoginValue::Setting(n) => format!("{}=<setting {}>", u(k), u(n)),
+                    crate::model::LoginValue::Secret(n) => format!("{}=<secret {}>", u(k), u(n)),
+                })
+                .collect();
+            let _ = writeln!(s, "    fields: {}", fields.join(", "));
+            for d in &x.captures {
+                let placed: Vec<String> = d.placements.iter().map(ToString::to_string).collect();
+                let (source, placed) = (format!("{:?}", d.source), placed.join(", "));
+                let _ = writeln!(
+                    s,
+                    "    captures derived secret {} ({:?}, {} s, placed in {}): {}",
+                    Untrusted::new(&d.name),
+                    Untrusted::new(&source),
+                    d.ttl_seconds,
+                    Untrusted::new(&placed),
+                    Untrusted::new(&d.description)
+                );
+            }
+        }
     }
     for (title, maps) in [
         ("user mappings", &m.user_mappings),
@@ -733,6 +777,7 @@ mod tests {
             ],
             user_mappings: Vec::new(),
             group_mappings: Vec::new(),
+            logins: Vec::new(),
         };
         let text = inspect_render("p.wasm", 1, "ab", "0.1.0", &m, &["i\x1b".into()], &[]);
         assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");

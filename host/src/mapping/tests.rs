@@ -575,6 +575,7 @@ fn manifest_with(user: Vec<Mapping>, group: Vec<Mapping>) -> Manifest {
         hosts: vec![],
         user_mappings: user,
         group_mappings: group,
+        logins: Vec::new(),
     }
 }
 

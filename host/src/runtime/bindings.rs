@@ -37,20 +37,57 @@ impl http::Host for StoreState {
                 headers: r.headers,
                 body: r.body,
             }),
-            Err(e) => Err(match e {
-                cap_http::HttpError::Denied(m) => http::HttpError::Denied(m),
-                cap_http::HttpError::InvalidRequest(m) => http::HttpError::InvalidRequest(m),
-                cap_http::HttpError::Timeout(m) => http::HttpError::Timeout(m),
-                cap_http::HttpError::Connection(m) => http::HttpError::Connection(m),
-                cap_http::HttpError::TooLarge(m) => http::HttpError::TooLarge(m),
-            }),
+            Err(e) => Err(http_error(e)),
         })
+    }
+
+    async fn login(
+        &mut self,
+        exchange: String,
+        url: String,
+        headers: Vec<http::Header>,
+    ) -> wasmtime::Result<Result<http::LoginResponse, http::HttpError>> {
+        let ctx = self.ctx.clone();
+        let headers = headers
+            .into_iter()
+            .map(|h| (h.name, segments(h.value)))
+            .collect();
+        let result = ctx
+            .http_client
+            .login(&ctx.http, &exchange, &url, headers)
+            .await;
+        Ok(match result {
+            Ok(r) => Ok(http::LoginResponse {
+                status: r.response.status,
+                headers: r.response.headers,
+                body: r.response.body,
+                captured: r.captured,
+            }),
+            Err(e) => Err(http_error(e)),
+        })
+    }
+}
+
+fn http_error(e: cap_http::HttpError) -> http::HttpError {
+    match e {
+        cap_http::HttpError::Denied(m) => http::HttpError::Denied(m),
+        cap_http::HttpError::InvalidRequest(m) => http::HttpError::InvalidRequest(m),
+        cap_http::HttpError::Timeout(m) => http::HttpError::Timeout(m),
+        cap_http::HttpError::Connection(m) => http::HttpError::Connection(m),
+        cap_http::HttpError::TooLarge(m) => http::HttpError::TooLarge(m),
     }
 }
 
 impl secrets::Host for StoreState {
     async fn granted(&mut self) -> wasmtime::Result<Vec<String>> {
         Ok(self.ctx.http.secrets.names())
+    }
+    async fn derived(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.ctx.http.secrets.derived_names())
+    }
+    async fn forget(&mut self, name: String) -> wasmtime::Result<()> {
+        self.ctx.http.secrets.forget(&name);
+        Ok(())
     }
 }
 
@@ -112,7 +149,6 @@ fn segments(t: Vec<http::Segment>) -> Vec<cap_http::Segment> {
         .map(|s| match s {
             http::Segment::Text(t) => cap_http::Segment::Text(t),
             http::Segment::Secret(n) => cap_http::Segment::Secret(n),
-            http::Segment::SecretJson(n) => cap_http::Segment::SecretJson(n),
         })
         .collect()
 }
@@ -287,11 +323,61 @@ impl From<types::Manifest> for model::Manifest {
                     name: s.name,
                     description: s.description,
                     required: s.required,
+                    placements: s.placements.into_iter().map(placement).collect(),
                 })
                 .collect(),
             hosts: m.hosts,
             user_mappings: m.user_mappings.into_iter().map(mapping).collect(),
             group_mappings: m.group_mappings.into_iter().map(mapping).collect(),
+            logins: m.logins.into_iter().map(login).collect(),
         }
+    }
+}
+
+fn placement(p: types::SecretPlacement) -> model::Placement {
+    match p {
+        types::SecretPlacement::Bearer => model::Placement::Bearer,
+        types::SecretPlacement::Basic => model::Placement::Basic,
+        types::SecretPlacement::Header(h) => model::Placement::Header(h),
+        types::SecretPlacement::Login(l) => model::Placement::Login(l),
+    }
+}
+
+fn login(x: types::LoginExchange) -> model::LoginExchange {
+    model::LoginExchange {
+        name: x.name,
+        description: x.description,
+        path_suffix: x.path_suffix,
+        body_format: match x.body_format {
+            types::BodyFormat::Json => model::BodyFormat::Json,
+            types::BodyFormat::Form => model::BodyFormat::Form,
+        },
+        fields: x
+            .fields
+            .into_iter()
+            .map(|f| {
+                let v = match f.value {
+                    types::LoginValue::Text(t) => model::LoginValue::Text(t),
+                    types::LoginValue::Setting(s) => model::LoginValue::Setting(s),
+                    types::LoginValue::Secret(s) => model::LoginValue::Secret(s),
+                };
+                (f.name, v)
+            })
+            .collect(),
+        captures: x
+            .captures
+            .into_iter()
+            .map(|d| model::DerivedSpec {
+                name: d.name,
+                description: d.description,
+                source: match d.source {
+                    types::CaptureSource::JsonPointer(p) => model::CaptureSource::JsonPointer(p),
+                    types::CaptureSource::Header(h) => model::CaptureSource::Header(h),
+                    types::CaptureSource::Cookie(c) => model::CaptureSource::Cookie(c),
+                },
+                ttl_seconds: d.ttl_seconds,
+                placements: d.placements.into_iter().map(placement).collect(),
+            })
+            .collect(),
     }
 }

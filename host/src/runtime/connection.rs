@@ -1,8 +1,10 @@
 //! A connection: one plugin bound to one operator configuration.
 //!
 //! [`Connection::new`] checks the configuration against the plugin's manifest
-//! (required settings set, required secrets granted, declared host patterns
-//! filled) and builds the connection's capabilities. Each operation then runs in
+//! (required settings set, required secrets granted with the placements in
+//! effect — the operator confirms a login exchange's body placement
+//! explicitly —, declared host patterns filled) and builds the connection's
+//! capabilities. Each operation then runs in
 //! a fresh store instantiated from the plugin's `InstancePre`, under the
 //! connection's limits (see [`super::sandbox`]).
 
@@ -14,8 +16,10 @@ use crate::capabilities::http::{Allowlist, HostPattern, HttpPolicy, fill_pattern
 use crate::capabilities::intercept::Interceptor;
 use crate::capabilities::kv::{KvCache, KvLimits};
 use crate::capabilities::log::GuestLog;
-use crate::capabilities::secrets::{GrantedSecrets, Secret};
-use crate::model::{Attribute, ConnectorError, Manifest, ObjectKind, Page, TargetObject};
+use crate::capabilities::secrets::{GrantedSecrets, Secret, SecretGrant};
+use crate::model::{
+    Attribute, ConnectorError, LoginValue, Manifest, ObjectKind, Page, Placement, TargetObject,
+};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -33,6 +37,11 @@ pub struct ConnectionSpec {
     pub allowed_hosts: Vec<HostPattern>,
     /// Secrets granted, keyed by the plugin's names.
     pub secrets: BTreeMap<String, Arc<Secret>>,
+    /// Placements the operator confirmed for a secret, keyed by the plugin's
+    /// names (the long grant form `{ secret = "...", placements = [...] }`).
+    /// A secret without an entry gets the manifest's auth-header placements
+    /// only (bearer, basic, named headers), never a login exchange's body.
+    pub secret_placements: BTreeMap<String, Vec<crate::model::Placement>>,
     /// Limits.
     pub limits: Limits,
 }
@@ -98,6 +107,48 @@ pub enum ConnectionError {
         /// Declared secrets.
         known: String,
     },
+    /// The operator confirmed a placement the manifest does not declare.
+    #[error(
+        "connection '{connection}': secret '{secret}' is granted with placement {placement}, \
+         which the plugin does not declare (declared: {declared})"
+    )]
+    UndeclaredPlacement {
+        /// Connection.
+        connection: String,
+        /// Secret.
+        secret: String,
+        /// The placement.
+        placement: String,
+        /// What the manifest declares.
+        declared: String,
+    },
+    /// A login exchange needs a secret in its body and the operator did not
+    /// confirm that placement.
+    #[error(
+        "connection '{connection}': plugin '{plugin}' sends secret '{secret}' in the body of its \
+         login exchange '{exchange}'; confirm it in the grant: \
+         secrets = {{ {secret} = {{ secret = \"<name of a [secrets.*] entry>\", placements = [{placements}] }} }}"
+    )]
+    UnconfirmedPlacement {
+        /// Connection.
+        connection: String,
+        /// Plugin.
+        plugin: String,
+        /// Secret.
+        secret: String,
+        /// The exchange.
+        exchange: String,
+        /// Every placement the manifest declares for it, quoted.
+        placements: String,
+    },
+    /// The connection's secret scanner could not be built.
+    #[error("connection '{connection}': {source}")]
+    Secrets {
+        /// Connection.
+        connection: String,
+        /// Cause.
+        source: Box<crate::capabilities::secrets::SecretError>,
+    },
     /// A declared host pattern is invalid once filled.
     #[error(
         "connection '{connection}': plugin '{plugin}' declared host pattern '{pattern}': {message}"
@@ -128,6 +179,74 @@ impl std::fmt::Debug for Connection {
             .field("plugin", &self.plugin.name)
             .finish_non_exhaustive()
     }
+}
+
+/// The placements in effect for each granted secret: the operator's
+/// confirmed list (each declared by the manifest), or else the manifest's
+/// auth-header placements. A login exchange's secret field must be confirmed.
+fn effective_grants(
+    m: &Manifest,
+    spec: &ConnectionSpec,
+    plugin: &str,
+) -> Result<BTreeMap<String, SecretGrant>, ConnectionError> {
+    let mut grants = BTreeMap::new();
+    for (name, secret) in &spec.secrets {
+        let declared = m
+            .secrets
+            .iter()
+            .find(|s| &s.name == name)
+            .map(|s| s.declared_placements())
+            .unwrap_or_default();
+        let show = |ps: &[Placement]| {
+            ps.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let placements = match spec.secret_placements.get(name) {
+            Some(confirmed) => {
+                for p in confirmed {
+                    if !declared.contains(p) {
+                        return Err(ConnectionError::UndeclaredPlacement {
+                            connection: spec.name.clone(),
+                            secret: name.clone(),
+                            placement: p.to_string(),
+                            declared: show(&declared),
+                        });
+                    }
+                }
+                confirmed.clone()
+            }
+            None => declared.iter().filter(|p| p.is_header()).cloned().collect(),
+        };
+        for x in &m.logins {
+            let uses = x
+                .fields
+                .iter()
+                .any(|(_, v)| matches!(v, LoginValue::Secret(s) if s == name));
+            if uses && !placements.contains(&Placement::Login(x.name.clone())) {
+                return Err(ConnectionError::UnconfirmedPlacement {
+                    connection: spec.name.clone(),
+                    plugin: plugin.to_string(),
+                    secret: name.clone(),
+                    exchange: x.name.clone(),
+                    placements: declared
+                        .iter()
+                        .map(|p| format!("\"{p}\""))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        grants.insert(
+            name.clone(),
+            SecretGrant {
+                secret: secret.clone(),
+                placements,
+            },
+        );
+    }
+    Ok(grants)
 }
 
 fn names<T>(items: &[T], name: impl Fn(&T) -> &str) -> String {
@@ -236,6 +355,28 @@ impl Runtime {
                 ),
             }
         }
+        let grants = effective_grants(m, &spec, &pname)?;
+        let secrets = GrantedSecrets::new(spec.name.clone(), grants).map_err(|source| {
+            ConnectionError::Secrets {
+                connection: spec.name.clone(),
+                source: Box::new(source),
+            }
+        })?;
+        let logins = m
+            .logins
+            .iter()
+            .map(|x| {
+                let mut x = x.clone();
+                for (_, value) in x.fields.iter_mut() {
+                    if let LoginValue::Setting(name) = value
+                        && let Some(v) = setting(name)
+                    {
+                        *value = LoginValue::Text(v);
+                    }
+                }
+                x
+            })
+            .collect();
         let limits = spec.limits;
         let ctx = ConnectionContext {
             name: spec.name.clone(),
@@ -245,7 +386,7 @@ impl Runtime {
             http: HttpPolicy {
                 connection: spec.name.clone(),
                 allowlist: Allowlist::new(declared, spec.allowed_hosts),
-                secrets: GrantedSecrets::new(spec.name.clone(), spec.secrets),
+                secrets,
                 timeout: limits.http_timeout,
                 max_response_bytes: limits.max_response_bytes,
                 max_redirects: limits.max_redirects,
@@ -254,6 +395,7 @@ impl Runtime {
                 )),
                 max_budget_wait: crate::capabilities::http::max_budget_wait(limits.wall_time),
                 interceptor,
+                logins,
             },
             http_client: self.http.clone(),
             log: GuestLog::new(spec.name.clone(), plugin.name.clone(), limits.log),
@@ -333,10 +475,15 @@ where
             limit: wall,
         }),
         Ok(Err(trap)) => Err(sandbox::classify(&store, operation, trap, &stderr)),
-        Ok(Ok(Err(e))) => match guest_output::cap_error(e, limits) {
-            Ok(e) => Err(CallError::Connector(e)),
-            Err(why) => Err(bad(why)),
-        },
+        // A guest's message is untrusted text: every value the connection
+        // holds is scrubbed from it, in every encoding, then it is capped.
+        Ok(Ok(Err(e))) => {
+            let scanner = ctx.http.secrets.scanner();
+            match guest_output::cap_error(e.map_text(|m| scanner.redact_str(m)), limits) {
+                Ok(e) => Err(CallError::Connector(e)),
+                Err(why) => Err(bad(why)),
+            }
+        }
         Ok(Ok(Ok(r))) => r.checked(limits).map_err(bad),
     };
     // A vendor may signal its quota without a 429 (Clarizen answers HTTP
@@ -420,9 +567,10 @@ impl Connection {
 
     /// Check settings and credentials against the target.
     pub async fn test_connection(&self) -> Result<String, CallError> {
-        op!(self, "test-connection", |g, s| g
+        let message = op!(self, "test-connection", |g, s| g
             .call_test_connection(s)
-            .await)
+            .await)?;
+        Ok(self.ctx.http.secrets.scanner().redact_str(&message))
     }
 
     /// Find objects whose attribute equals a value.

@@ -196,6 +196,7 @@ impl Runtime {
                 )),
                 max_budget_wait: crate::capabilities::http::max_budget_wait(limits.wall_time),
                 interceptor: None,
+                logins: Vec::new(),
             },
             http_client: self.http.clone(),
             log: GuestLog::new(plugin_name, plugin_name, limits.log),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 
 /// The contract version this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 /// The interface a connector exports (without version).
 pub const CONNECTOR_EXPORT: &str = "provisio:connector/connector";
 const CONTRACT_PACKAGE: &str = "provisio:connector/";
@@ -88,7 +88,7 @@ pub enum PluginError {
     /// Built for a contract version this host does not implement.
     #[error(
         "plugin '{name}' at {path} was built for contract provisio:connector@{found}, but this host \
-         implements @{CONTRACT_VERSION} (compatible: 0.1.x); rebuild the plugin against a matching SDK \
+         implements @{CONTRACT_VERSION} (compatible: 0.2.x); rebuild the plugin against a matching SDK \
          or upgrade Provisio"
     )]
     IncompatibleContract {
@@ -120,6 +120,16 @@ pub enum PluginError {
         /// Path.
         path: PathBuf,
         /// Cause.
+        message: String,
+    },
+    /// The manifest's secrets, placements or login exchanges are inconsistent.
+    #[error("plugin '{name}' at {path}: its manifest is refused: {message}")]
+    BadManifest {
+        /// Plugin name.
+        name: String,
+        /// Path.
+        path: PathBuf,
+        /// What is wrong.
         message: String,
     },
     /// The component holds more instances, memories or tables than the host
@@ -186,6 +196,13 @@ pub(crate) fn check_manifest(
     path: &Path,
     manifest: &Manifest,
 ) -> Result<(), PluginError> {
+    crate::capabilities::secrets::check_manifest(manifest).map_err(|e| {
+        PluginError::BadManifest {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            message: visible(&e.to_string()),
+        }
+    })?;
     crate::mapping::check_defaults(manifest).map_err(|source| PluginError::DefaultMapping {
         name: name.to_string(),
         path: path.to_path_buf(),
@@ -445,9 +462,10 @@ mod tests {
 
     #[test]
     fn contract_versions() {
-        assert!(contract_compatible("0.1.0"));
-        assert!(contract_compatible("0.1.7"));
-        assert!(!contract_compatible("0.2.0"));
+        assert!(contract_compatible("0.2.0"));
+        assert!(contract_compatible("0.2.7"));
+        assert!(!contract_compatible("0.1.0"), "0.1 let secrets into bodies");
+        assert!(!contract_compatible("0.3.0"));
         assert!(!contract_compatible("1.1.0"));
         assert!(!contract_compatible("garbage"));
     }
@@ -485,6 +503,7 @@ mod tests {
             hosts: vec![],
             user_mappings: vec![mapping("userName", "[userPrincipalName]")],
             group_mappings: vec![],
+            logins: Vec::new(),
         };
         check_manifest("evil", Path::new("evil.wasm"), &m).unwrap();
         m.user_mappings.push(mapping("nick\u{1b}[2Jname", &e));

@@ -8,14 +8,14 @@
 //! - **login**: `POST {serverLocation}/authentication/login` with the same
 //!   body → `sessionId`, sent as `Authorization: Session <id>`.
 //!
-//! Both bodies are templates with a `secret-json` segment: the host splices
-//! the password in at send time, so the guest never reads it. The server
-//! location and the session id are cached in the connection's `kv` store.
-//! The session id is a derived, expiring token that the guest does see (it
-//! must put it in a header); it is never logged, and `Session`'s `Debug`
-//! hides it. When a call answers `errorCode` `SessionTimeout`, the connector
-//! logs in again and retries that call once, so an expired session never
-//! fails an object.
+//! Both are **login exchanges** declared in the manifest: the host builds the
+//! bodies (the password never enters the connector) and captures login's
+//! `sessionId` as the derived secret `session`, which requests name in their
+//! `Authorization: Session <secret:session>` header. The connector never
+//! holds the session id either. The server location is cached in the
+//! connection's `kv` store. When a call answers `errorCode`
+//! `SessionTimeout`, the connector forgets the session, logs in again and
+//! retries that call once, so an expired session never fails an object.
 //!
 //! Users only: find (`data/entityQuery` with `Equal`, following `hasMore`),
 //! get (`GET data/objects/User/{id}`), create (**`PUT`** `data/objects/User`),
@@ -35,16 +35,9 @@ use requests::{Session, Settings};
 
 /// The kv key of the discovered server location.
 const KV_SERVER: &str = "clarizen.server_location";
-/// The kv key of the session id.
-const KV_SESSION: &str = "clarizen.session_id";
 /// How long the server location is cached (it changes only when the
 /// organization moves).
 const SERVER_TTL_SECONDS: u32 = 12 * 3600;
-/// How long a session id is reused before a fresh login. Clarizen expires
-/// idle sessions on its own; an earlier `SessionTimeout` is handled by
-/// logging in again.
-const SESSION_TTL_SECONDS: u32 = 30 * 60;
-
 /// The Clarizen connector.
 pub struct Clarizen;
 
@@ -57,31 +50,24 @@ fn server(s: &Settings, fresh: bool) -> Result<String, ConnectorError> {
     if !fresh && let Some(server) = kv::get_string(KV_SERVER) {
         return Ok(server);
     }
-    let server = requests::parse_server_location(requests::server_definition(s).send()?)?;
+    let server = requests::parse_server_location(requests::server_definition(s).send()?.response)?;
     log::debug!("Clarizen server discovery: data server {}", server);
     kv::set_string(KV_SERVER, &server, SERVER_TTL_SECONDS);
     Ok(server)
 }
 
-/// Log in at the data server and cache the session.
+/// Log in at the data server: the host keeps the session.
 fn login(s: &Settings, server: String) -> Result<(Session, requests::Login), ConnectorError> {
-    let login = requests::parse_login(requests::login(s, &server).send()?)?;
-    kv::set_string(KV_SESSION, &login.session_id, SESSION_TTL_SECONDS);
+    let login = requests::parse_login(requests::login(&server).send()?)?;
     log::debug!("logged in to Clarizen at {} as {}", server, s.user_name);
-    Ok((
-        Session {
-            server,
-            id: login.session_id.clone(),
-        },
-        login,
-    ))
+    Ok((Session { server }, login))
 }
 
-/// A session: the cached one, or a new login.
+/// A session: the one the host holds, or a new login.
 fn session(s: &Settings) -> Result<Session, ConnectorError> {
     let server = server(s, false)?;
-    if let Some(id) = kv::get_string(KV_SESSION) {
-        return Ok(Session { server, id });
+    if provisio_sdk::secrets::holds(manifest::SESSION_SECRET) {
+        return Ok(Session { server });
     }
     login(s, server).map(|(session, _)| session)
 }
@@ -98,7 +84,7 @@ fn send(
         return Ok(response);
     }
     log::info!("the Clarizen session expired; logging in again");
-    kv::delete(KV_SESSION);
+    provisio_sdk::secrets::forget(manifest::SESSION_SECRET);
     let (fresh, _) = login(s, current.server)?;
     build(&fresh)?.send()
 }

@@ -10,6 +10,46 @@ pub const API_URL: &str = "api_url";
 pub const DEFAULT_API_URL: &str = "https://api.clarizen.com/V2.0/services";
 /// The name of the admin password secret (Entra's "Admin Password").
 pub const PASSWORD_SECRET: &str = "password";
+/// The login exchange for server discovery (`getServerDefinition`).
+pub const DISCOVERY_EXCHANGE: &str = "discovery";
+/// The login exchange that opens a session.
+pub const LOGIN_EXCHANGE: &str = "login";
+/// The derived secret holding the session id the host captures at login.
+pub const SESSION_SECRET: &str = "session";
+/// How long the host keeps a session before the connector logs in again.
+/// Clarizen expires idle sessions on its own; an earlier `SessionTimeout` is
+/// handled by forgetting the session and logging in again.
+pub const SESSION_TTL_SECONDS: u32 = 30 * 60;
+
+/// The two login exchanges: both post `{"userName", "password"}`, built by
+/// the host (the password never enters the connector); login's `sessionId`
+/// becomes the derived secret [`SESSION_SECRET`], placed only in
+/// `Authorization`.
+pub fn logins() -> Vec<LoginExchange> {
+    let credentials = |x: LoginExchange| {
+        x.setting_field("userName", USER_NAME)
+            .secret_field("password", PASSWORD_SECRET)
+    };
+    vec![
+        credentials(LoginExchange::json(
+            DISCOVERY_EXCHANGE,
+            "server discovery: finds the organization's data server",
+            "/authentication/getServerDefinition",
+        )),
+        credentials(LoginExchange::json(
+            LOGIN_EXCHANGE,
+            "login at the data server: opens a session",
+            "/authentication/login",
+        ))
+        .capture(DerivedSecret::header(
+            SESSION_SECRET,
+            "Clarizen session id, sent as `Authorization: Session <id>`",
+            CaptureSource::JsonPointer("/sessionId".into()),
+            SESSION_TTL_SECONDS,
+            "Authorization",
+        )),
+    ]
+}
 
 /// The default user mappings. The seed tutorial names no attribute table, so
 /// these are a reconstruction over Clarizen's User fields: users are matched
@@ -58,13 +98,18 @@ pub fn manifest() -> Manifest {
                 Some(DEFAULT_API_URL),
             ),
         ],
-        secrets: vec![SecretSpec::required(
-            PASSWORD_SECRET,
-            "Password of the admin user (Entra's 'Admin Password'); sent only in the discovery and login bodies",
-        )],
+        secrets: vec![
+            SecretSpec::required(
+                PASSWORD_SECRET,
+                "Password of the admin user (Entra's 'Admin Password'); sent only in the discovery and login bodies",
+            )
+            .placement(SecretPlacement::Login(DISCOVERY_EXCHANGE.into()))
+            .placement(SecretPlacement::Login(LOGIN_EXCHANGE.into())),
+        ],
         hosts: vec![format!("{{{API_URL}}}"), "https://*.clarizen.com".into()],
         user_mappings: user_mappings(),
         group_mappings: vec![],
+        logins: logins(),
     }
 }
 

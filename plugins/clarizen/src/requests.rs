@@ -3,11 +3,13 @@
 //! unit-tested natively (`cargo test -p provisio-plugin-clarizen`).
 
 use provisio_sdk::errors;
-use provisio_sdk::http::{self, RequestBuilder, Response, Template, secret_json};
+use provisio_sdk::http::{self, RequestBuilder, Response, Template};
 use provisio_sdk::prelude::*;
 use serde_json::{Map, Value as Json, json};
 
-use crate::manifest::{API_URL, DEFAULT_API_URL, PASSWORD_SECRET, USER_NAME};
+use crate::manifest::{
+    API_URL, DEFAULT_API_URL, DISCOVERY_EXCHANGE, LOGIN_EXCHANGE, SESSION_SECRET, USER_NAME,
+};
 
 /// The largest page asked of `entityQuery`.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -85,25 +87,13 @@ impl Settings {
     }
 }
 
-/// A logged-in session: the discovered server and the session id.
-///
-/// The session id is a derived, expiring token that the guest holds (it must
-/// put it in the `Authorization` header); it is never logged.
-#[derive(Clone, PartialEq, Eq)]
+/// A logged-in session: the discovered server. The session id itself is the
+/// derived secret `session`, held by the host: requests name it in their
+/// `Authorization` header and the connector never reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
     /// `serverLocation` from discovery, without a trailing `/`.
     pub server: String,
-    /// `sessionId` from login.
-    pub id: String,
-}
-
-impl std::fmt::Debug for Session {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("server", &self.server)
-            .field("id", &"<redacted>")
-            .finish()
-    }
 }
 
 impl Session {
@@ -113,39 +103,34 @@ impl Session {
     }
 
     fn authed(&self, r: RequestBuilder) -> RequestBuilder {
-        r.header("Authorization", format!("Session {}", self.id))
-            .accept("application/json")
+        r.header(
+            "Authorization",
+            Template::text("Session ") + http::secret(SESSION_SECRET),
+        )
+        .accept("application/json")
     }
 }
 
 // ------------------------------------------------------------ auth requests
 
-/// `{"userName":"<user>","password":"<secret-json:password>"}`: the host
-/// splices the password in; the guest never reads it.
-pub fn credentials_body(user_name: &str) -> Template {
-    let user = Json::String(user_name.to_string()).to_string();
-    Template::text(format!(r#"{{"userName":{user},"password":""#))
-        + secret_json(PASSWORD_SECRET)
-        + r#""}"#
+/// `POST {api_url}/authentication/getServerDefinition`, the discovery login
+/// exchange: the host builds `{"userName", "password"}`.
+pub fn server_definition(s: &Settings) -> http::LoginBuilder {
+    http::login(
+        DISCOVERY_EXCHANGE,
+        http::join_url(&s.api_url, "authentication/getServerDefinition"),
+    )
+    .header("Accept", "application/json")
 }
 
-/// `POST {api_url}/authentication/getServerDefinition`.
-pub fn server_definition(s: &Settings) -> RequestBuilder {
-    http::post(http::join_url(
-        &s.api_url,
-        "authentication/getServerDefinition",
-    ))
-    .content_type("application/json")
-    .accept("application/json")
-    .body(credentials_body(&s.user_name))
-}
-
-/// `POST {serverLocation}/authentication/login`.
-pub fn login(s: &Settings, server: &str) -> RequestBuilder {
-    http::post(http::join_url(server, "authentication/login"))
-        .content_type("application/json")
-        .accept("application/json")
-        .body(credentials_body(&s.user_name))
+/// `POST {serverLocation}/authentication/login`, the login exchange; the
+/// host captures `sessionId` as the derived secret `session`.
+pub fn login(server: &str) -> http::LoginBuilder {
+    http::login(
+        LOGIN_EXCHANGE,
+        http::join_url(server, "authentication/login"),
+    )
+    .header("Accept", "application/json")
 }
 
 /// The `serverLocation` of a discovery answer (checked to be an http(s) URL).
@@ -160,27 +145,15 @@ pub fn parse_server_location(response: Response) -> Result<String, ConnectorErro
     http_url("Clarizen's serverLocation", location)
 }
 
-/// What login returned.
-#[derive(Clone, PartialEq, Eq)]
+/// What login returned (the session id stays with the host).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Login {
-    /// The session id.
-    pub session_id: String,
     /// The admin's user id, when given.
     pub user_id: Option<String>,
     /// The organization id, when given.
     pub organization_id: Option<String>,
     /// The license type, when given.
     pub license_type: Option<String>,
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login")
-            .field("session_id", &"<redacted>")
-            .field("user_id", &self.user_id)
-            .field("organization_id", &self.organization_id)
-            .finish()
-    }
 }
 
 fn text_field(body: &Json, key: &str) -> Option<String> {
@@ -191,18 +164,16 @@ fn text_field(body: &Json, key: &str) -> Option<String> {
     }
 }
 
-/// Parse a login answer. A session id that could not be sent in a header is refused.
-pub fn parse_login(response: Response) -> Result<Login, ConnectorError> {
-    let body = login_body(response)?;
-    let session_id = text_field(&body, "sessionId")
-        .ok_or_else(|| ConnectorError::other("Clarizen's login answer has no `sessionId`"))?;
-    if !session_id.bytes().all(|b| b.is_ascii_graphic()) || session_id.len() > 1024 {
+/// Parse a login answer: the host must have captured the session.
+pub fn parse_login(login: http::LoginResponse) -> Result<Login, ConnectorError> {
+    let captured = login.captured(SESSION_SECRET);
+    let body = login_body(login.response)?;
+    if !captured {
         return Err(ConnectorError::other(
-            "Clarizen's login answer has a malformed `sessionId`",
+            "Clarizen's login answer has no usable `sessionId`",
         ));
     }
     Ok(Login {
-        session_id,
         user_id: text_field(&body, "userId"),
         organization_id: text_field(&body, "organizationId"),
         license_type: text_field(&body, "licenseType"),
@@ -647,7 +618,6 @@ pub fn conflict_with(err: ConnectorError, existing: &[TargetObject]) -> Connecto
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use provisio_sdk::bindings::provisio::connector::http::Segment;
     use provisio_sdk::http::Method;
 
     fn settings() -> Settings {
@@ -661,7 +631,6 @@ mod tests {
     fn session() -> Session {
         Session {
             server: "https://api2.clarizen.com/V2.0/services".into(),
-            id: "sess-123".into(),
         }
     }
 
@@ -700,37 +669,6 @@ mod tests {
     }
 
     #[test]
-    fn login_bodies_refer_to_the_password_by_name() {
-        let r = server_definition(&settings());
-        assert_eq!(r.method(), Method::Post);
-        assert_eq!(
-            r.url(),
-            "https://api.clarizen.com/V2.0/services/authentication/getServerDefinition"
-        );
-        let body = r.body_template().unwrap();
-        assert_eq!(
-            body.segments(),
-            &[
-                Segment::Text(r#"{"userName":"admin@acme.test","password":""#.into()),
-                Segment::SecretJson("password".into()),
-                Segment::Text(r#""}"#.into()),
-            ]
-        );
-        assert!(r.auth_ref().is_none());
-        let r = login(&settings(), "https://eu1.clarizen.com/V2.0/services/");
-        assert_eq!(
-            r.url(),
-            "https://eu1.clarizen.com/V2.0/services/authentication/login"
-        );
-        // A user name with a quote stays valid JSON around the secret.
-        let t = credentials_body("a\"b");
-        assert_eq!(
-            t.redacted(),
-            r#"{"userName":"a\"b","password":"{secret-json:password}"}"#
-        );
-    }
-
-    #[test]
     fn discovery_and_login_answers() {
         let loc = parse_server_location(resp(
             200,
@@ -740,19 +678,26 @@ mod tests {
         assert_eq!(loc, "https://api2.clarizen.com/V2.0/services");
         let err = parse_server_location(resp(200, r#"{"serverLocation":"ftp://x"}"#)).unwrap_err();
         assert!(err.message().contains("serverLocation"), "{err:?}");
-        let l = parse_login(resp(
+        let captured = |status, body: &str| http::LoginResponse {
+            response: resp(status, body),
+            captured: if status == 200 {
+                vec![SESSION_SECRET.to_string()]
+            } else {
+                vec![]
+            },
+        };
+        let l = parse_login(captured(
             200,
-            r#"{"sessionId":"abc-1","userId":"u","organizationId":7,"licenseType":"Full"}"#,
+            r#"{"sessionId":"[REDACTED]","userId":"u","organizationId":7,"licenseType":"Full"}"#,
         ))
         .unwrap();
-        assert_eq!(l.session_id, "abc-1");
         assert_eq!(l.organization_id.as_deref(), Some("7"));
-        assert!(
-            !format!("{l:?}").contains("abc-1"),
-            "Debug hides the session id"
-        );
-        assert!(parse_login(resp(200, r#"{"sessionId":"a\r\nX: y"}"#)).is_err());
-        let err = parse_login(resp(
+        let none = http::LoginResponse {
+            response: resp(200, r#"{"userId":"u"}"#),
+            captured: vec![],
+        };
+        assert!(parse_login(none).is_err(), "no captured session");
+        let err = parse_login(captured(
             401,
             r#"{"errorCode":"LoginFailure","message":"Invalid user name or password","referenceId":"r1"}"#,
         ))
@@ -773,9 +718,9 @@ mod tests {
             "https://api2.clarizen.com/V2.0/services/data/entityQuery"
         );
         assert_eq!(
-            r.header_value("authorization")
-                .and_then(Template::as_literal),
-            Some("Session sess-123".into())
+            r.header_value("authorization").map(Template::redacted),
+            Some("Session {secret:session}".into()),
+            "the session is the host's derived secret, named only"
         );
         let b = body_json(&r);
         assert_eq!(b["typeName"], "User");
@@ -818,8 +763,6 @@ mod tests {
         for bad in ["", "../x", "a/b", "a b", "/Project/x?y"] {
             assert!(get_user(&s, bad).is_err(), "{bad}");
         }
-        assert!(format!("{s:?}").contains("<redacted>"));
-        assert!(!format!("{s:?}").contains("sess-123"));
     }
 
     #[test]

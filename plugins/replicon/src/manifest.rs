@@ -71,6 +71,7 @@ pub fn manifest() -> Manifest {
         ],
         user_mappings: user_mappings(),
         group_mappings: vec![],
+        logins: vec![],
     }
 }
 

@@ -101,6 +101,7 @@ pub fn manifest() -> Manifest {
         hosts: vec![format!("{{{BASE_URL}}}")],
         user_mappings: user_mappings(),
         group_mappings: group_mappings(),
+        logins: vec![],
     }
 }
 

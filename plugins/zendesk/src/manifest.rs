@@ -83,6 +83,7 @@ pub fn manifest() -> Manifest {
         ],
         user_mappings: user_mappings(),
         group_mappings: group_mappings(),
+        logins: vec![],
     }
 }
 

@@ -70,6 +70,7 @@ pub fn manifest() -> Manifest {
         hosts: vec![format!("{{{TENANT_URL}}}")],
         user_mappings: user_mappings(),
         group_mappings: group_mappings(),
+        logins: vec![],
     }
 }
 

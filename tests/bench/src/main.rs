@@ -641,6 +641,7 @@ async fn per_operation(w: &Work, args: &Args, misbehave: &Path, t: &mut Table) -
         .collect(),
         allowed_hosts: vec![],
         secrets: Default::default(),
+        secret_placements: Default::default(),
         limits: Limits::default(),
     };
     let conn = rt.connect(p, spec)?;

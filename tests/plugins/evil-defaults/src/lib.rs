@@ -78,6 +78,7 @@ impl Guest for EvilDefaults {
                 },
             ],
             group_mappings: Vec::new(),
+            logins: Vec::new(),
         }
     }
 

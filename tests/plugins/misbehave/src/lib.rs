@@ -2,7 +2,7 @@
 //!
 //! Every misbehaviour is triggered by `test-connection` and chosen by the
 //! connection setting `behaviour`. The plugin uses the raw `wit-bindgen`
-//! bindings of the `provisio:connector@0.1.0` contract (no SDK), so that it
+//! bindings of the `provisio:connector@0.2.0` contract (no SDK), so that it
 //! can do things a well-behaved SDK would never let it do.
 //!
 //! See `README.md` next to this crate for the list of behaviours and what
@@ -43,7 +43,8 @@ use bindings::provisio::connector::http::{
     self, Auth, Header, HttpError, Method, Request, Segment,
 };
 use bindings::provisio::connector::types::{
-    Attribute, Capability, ConnectorError, Manifest, ObjectKind, Page, SecretSpec, SettingSpec,
+    Attribute, BodyFormat, Capability, CaptureSource, ConnectorError, DerivedSecret, LoginExchange,
+    LoginField, LoginValue, Manifest, ObjectKind, Page, SecretPlacement, SecretSpec, SettingSpec,
     TargetObject,
 };
 use bindings::provisio::connector::{config, kv, log};
@@ -78,11 +79,29 @@ impl Guest for Misbehave {
                 ),
                 hygiene::probe_setting(),
             ],
-            secrets: vec![SecretSpec {
-                name: "token".into(),
-                description: "A bearer token the plugin tries to leak".into(),
-                required: false,
-            }],
+            secrets: vec![
+                SecretSpec {
+                    name: "token".into(),
+                    description: "A bearer token the plugin tries to leak".into(),
+                    required: false,
+                    placements: vec![
+                        SecretPlacement::Bearer,
+                        SecretPlacement::Header("X-Token".into()),
+                    ],
+                },
+                SecretSpec {
+                    name: "token2".into(),
+                    description: "A second token, bound to the same origin".into(),
+                    required: false,
+                    placements: vec![],
+                },
+                SecretSpec {
+                    name: "password".into(),
+                    description: "A password sent only in the `login` exchange's body".into(),
+                    required: false,
+                    placements: vec![SecretPlacement::Login("login".into())],
+                },
+            ],
             hosts: vec![
                 "{url}".into(),
                 "{other_url}".into(),
@@ -90,6 +109,29 @@ impl Guest for Misbehave {
             ],
             user_mappings: Vec::new(),
             group_mappings: Vec::new(),
+            logins: vec![LoginExchange {
+                name: "login".into(),
+                description: "Fixture login: posts the password, captures the session".into(),
+                path_suffix: "/login".into(),
+                body_format: BodyFormat::Json,
+                fields: vec![
+                    LoginField {
+                        name: "user".into(),
+                        value: LoginValue::Text("misbehave".into()),
+                    },
+                    LoginField {
+                        name: "password".into(),
+                        value: LoginValue::Secret("password".into()),
+                    },
+                ],
+                captures: vec![DerivedSecret {
+                    name: "session".into(),
+                    description: "The fixture's session id".into(),
+                    source: CaptureSource::JsonPointer("/sessionId".into()),
+                    ttl_seconds: 60,
+                    placements: vec![SecretPlacement::Header("Authorization".into())],
+                }],
+            }],
         }
     }
 
@@ -345,7 +387,7 @@ fn secret_to_unbound_host() -> Result<String, ConnectorError> {
     ))
 }
 
-/// Sends the secret in auth, a header and a JSON body to an echo endpoint and
+/// Sends the secret in auth and a declared header to an echo endpoint and
 /// returns what the guest got back, so the test can check it was redacted.
 fn echo_secret() -> Result<String, ConnectorError> {
     let mut req = request(Method::Post, url_from("url", "/echo")?);
@@ -358,11 +400,7 @@ fn echo_secret() -> Result<String, ConnectorError> {
         name: "X-Token".into(),
         value: vec![text("tok="), secret("token")],
     });
-    req.body = Some(vec![
-        text("{\"password\":\""),
-        Segment::SecretJson("token".into()),
-        text("\"}"),
-    ]);
+    req.body = Some(vec![text("{\"hello\":\"world\"}")]);
     let resp = send(&req)?;
     Ok(String::from_utf8_lossy(&resp.body).into_owned())
 }
