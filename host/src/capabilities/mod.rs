@@ -8,6 +8,9 @@
 //!   with secrets substituted at send time and every decision audited.
 //! - [`secrets`]: operator-defined secrets, bound to hosts, referenced by name;
 //!   also the [`secrets::Redactor`] that scrubs known values from all output.
+//! - [`secret_scan`]: one Aho-Corasick automaton over every encoded form of a
+//!   connection's secrets (JSON, percent, base64, hex, case-folded, mojibake,
+//!   UTF-16, ...), to scrub responses and refuse requests that carry them.
 //! - [`log`]: structured guest logging, size-capped and rate-limited.
 //! - [`kv`]: a small per-connection cache with expiry.
 //! - [`intercept`]: a hook reachable only from Rust code (the conformance kit)
@@ -18,4 +21,5 @@ pub mod intercept;
 pub mod kv;
 pub mod log;
 pub mod ratelimit;
+pub mod secret_scan;
 pub mod secrets;
