@@ -14,8 +14,9 @@
 //! upper- and lower-cased versions, its latin-1 and windows-1252 mojibake)
 //! times an [`Encoding`] of that text (as is, six JSON string escapings, eight
 //! percent-encodings, five HTML escapings, two byte-escape notations, hex,
-//! base64 standard and URL-safe with and without padding and at each of the
-//! three alignments inside a longer base64 text, UTF-16LE and BE). Duplicates
+//! base64 standard and URL-safe at each of the three alignments inside a
+//! longer base64 text, which includes the value's own base64 with or without
+//! padding, UTF-16LE and BE). Duplicates
 //! (compared ASCII case-insensitively) are dropped, keeping the first, and
 //! every remaining form becomes one pattern of a single Aho-Corasick automaton
 //! (`aho-corasick`, leftmost-longest). One pass over a text therefore looks
@@ -81,7 +82,7 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
@@ -318,16 +319,11 @@ pub enum Encoding {
     ByteEscapes(ByteEscapeStyle),
     /// Hex of the UTF-8 bytes (matched in either case).
     Hex,
-    /// The base64 of the value alone.
-    Base64 {
-        /// Which alphabet.
-        alphabet: Alphabet,
-        /// With `=` padding.
-        padded: bool,
-    },
-    /// The stable inner part of the base64 of a longer text that contains the
+    /// The stable inner part of the base64 of a text that contains the
     /// value at `offset` (0, 1 or 2) bytes past a 3-byte group boundary.
-    Base64Inner {
+    /// Offset 0 also finds the base64 of the value alone, padded or not: a
+    /// match is widened by the partial character after it and any `=`.
+    Base64 {
         /// Which alphabet.
         alphabet: Alphabet,
         /// The value's offset modulo 3.
@@ -384,16 +380,8 @@ impl Encoding {
         all.extend([ByteEscapeStyle::NonPrintable, ByteEscapeStyle::EveryByte].map(ByteEscapes));
         all.push(Hex);
         for alphabet in [Alphabet::Standard, Alphabet::UrlSafe] {
-            all.push(Base64 {
-                alphabet,
-                padded: true,
-            });
-            all.push(Base64 {
-                alphabet,
-                padded: false,
-            });
             for offset in 0..3 {
-                all.push(Base64Inner { alphabet, offset });
+                all.push(Base64 { alphabet, offset });
             }
         }
         all.push(Utf16 { big_endian: false });
@@ -411,16 +399,7 @@ impl Encoding {
             Encoding::Html(style) => html_escape(text, style).into_bytes(),
             Encoding::ByteEscapes(style) => byte_escape(text, style).into_bytes(),
             Encoding::Hex => hex::encode(text.as_bytes()).into_bytes(),
-            Encoding::Base64 { alphabet, padded } => {
-                let engine = match (alphabet, padded) {
-                    (Alphabet::Standard, true) => &STANDARD,
-                    (Alphabet::Standard, false) => &STANDARD_NO_PAD,
-                    (Alphabet::UrlSafe, true) => &URL_SAFE,
-                    (Alphabet::UrlSafe, false) => &URL_SAFE_NO_PAD,
-                };
-                engine.encode(text.as_bytes()).into_bytes()
-            }
-            Encoding::Base64Inner { alphabet, offset } => {
+            Encoding::Base64 { alphabet, offset } => {
                 let inner = base64_inner(text.as_bytes(), alphabet, offset);
                 if inner.len() < MIN_BASE64_INNER {
                     return None;
@@ -444,7 +423,7 @@ impl Encoding {
     /// after it, carry some of the value's bits.
     fn partial_edges(self, value_len: usize) -> (bool, bool) {
         match self {
-            Encoding::Base64Inner { offset, .. } => {
+            Encoding::Base64 { offset, .. } => {
                 let start_bits = 8 * usize::from(offset);
                 let end_bits = 8 * (usize::from(offset) + value_len);
                 (start_bits % 6 != 0, end_bits % 6 != 0)
@@ -463,13 +442,8 @@ impl fmt::Display for Encoding {
             Encoding::Html(s) => write!(f, "HTML-escaped ({s:?})"),
             Encoding::ByteEscapes(s) => write!(f, "byte escapes ({s:?})"),
             Encoding::Hex => f.write_str("hex"),
-            Encoding::Base64 { alphabet, padded } => write!(
-                f,
-                "base64 ({alphabet:?}, {})",
-                if *padded { "padded" } else { "unpadded" }
-            ),
-            Encoding::Base64Inner { alphabet, offset } => {
-                write!(f, "base64 inside a longer text ({alphabet:?}, offset {offset})")
+            Encoding::Base64 { alphabet, offset } => {
+                write!(f, "base64 ({alphabet:?}, value at offset {offset} mod 3)")
             }
             Encoding::Utf16 { big_endian } => {
                 f.write_str(if *big_endian { "UTF-16BE" } else { "UTF-16LE" })
@@ -578,10 +552,14 @@ impl SecretScanner {
             }
             for (text, t) in &texts {
                 for &encoding in &encodings {
+                    #[cfg(test)]
+                    if tests::disabled(*text, encoding) {
+                        continue;
+                    }
                     let Some(bytes) = encoding.apply(t) else {
                         continue;
                     };
-                    if !seen.insert(bytes.to_ascii_lowercase()) {
+                    if !seen.insert(dedup_key(&bytes)) {
                         continue;
                     }
                     total_bytes += bytes.len();
@@ -612,7 +590,7 @@ impl SecretScanner {
             let mut builder = AhoCorasick::builder();
             builder
                 .match_kind(MatchKind::LeftmostLongest)
-                .ascii_case_insensitive(true);
+                .ascii_case_insensitive(case_folding());
             if total_bytes <= DFA_MAX_PATTERN_BYTES {
                 builder.kind(Some(AhoCorasickKind::DFA));
             }
@@ -743,7 +721,7 @@ impl SecretScanner {
     fn widen(&self, haystack: &[u8], m: aho_corasick::Match) -> Range<usize> {
         let info = &self.patterns[m.pattern().as_usize()];
         let (mut start, mut end) = (m.start(), m.end());
-        if let Encoding::Base64Inner { alphabet, .. } = info.form.encoding {
+        if let Encoding::Base64 { alphabet, .. } = info.form.encoding {
             let (left, right) = info.widen;
             if left && start > 0 && alphabet.contains(haystack[start - 1]) {
                 start -= 1;
@@ -758,6 +736,25 @@ impl SecretScanner {
             }
         }
         start..end
+    }
+}
+
+/// Whether matching folds ASCII case (always, but for the test that checks
+/// that the case-folding tests fail without it).
+fn case_folding() -> bool {
+    #[cfg(test)]
+    if tests::case_folding_disabled() {
+        return false;
+    }
+    true
+}
+
+/// Patterns equal under this key are duplicates.
+fn dedup_key(pattern: &[u8]) -> Vec<u8> {
+    if case_folding() {
+        pattern.to_ascii_lowercase()
+    } else {
+        pattern.to_vec()
     }
 }
 
@@ -907,20 +904,66 @@ mod tests {
 
     use super::*;
     use base64::engine::general_purpose as b64;
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+
+    /// A protection removed, for [`every_form_is_needed_by_a_test`].
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Mutation {
+        Text(Text),
+        Encoding(Encoding),
+        CaseFolding,
+    }
+
+    thread_local! {
+        static MUTATION: Cell<Option<Mutation>> = const { Cell::new(None) };
+        static SCANNER: RefCell<Option<(Option<Mutation>, Rc<SecretScanner>)>> =
+            const { RefCell::new(None) };
+    }
+
+    /// The builder skips this form (under a mutation).
+    pub(super) fn disabled(text: Text, encoding: Encoding) -> bool {
+        match MUTATION.with(Cell::get) {
+            Some(Mutation::Text(t)) => t == text,
+            Some(Mutation::Encoding(e)) => e == encoding,
+            _ => false,
+        }
+    }
+
+    /// The builder matches case-sensitively (under a mutation).
+    pub(super) fn case_folding_disabled() -> bool {
+        MUTATION.with(Cell::get) == Some(Mutation::CaseFolding)
+    }
 
     const TOKEN: &str = "tok_9fQ2xLm4Rz8WvB1nK7pD3sHq6YcJ0aTe";
     const SLASHY: &str = "k3y/With+Plus=eq/And+More==";
     const UNICODE: &str = "pässwörd-Ω-🔑";
-    const QUOTED: &str = r#"pa ss"wo'rd\back\\slash<&>"#;
-    const ALL: [(&str, &str); 4] = [
+    const QUOTED: &str = r#"pa ss"wo'rd\back\\slash<&>~*"#;
+    /// Non-ASCII with JSON, HTML and URL specials: tells apart encoders
+    /// that agree on the others.
+    const MIXED: &str = "Grüße /\"Ünï\"&<cödé>~*";
+    const ALL: [(&str, &str); 5] = [
         ("token", TOKEN),
         ("slashy", SLASHY),
         ("unicode", UNICODE),
         ("quoted", QUOTED),
+        ("mixed", MIXED),
     ];
 
-    fn scanner() -> SecretScanner {
-        SecretScanner::new(&ALL).unwrap()
+    /// The scanner over [`ALL`] (built once per thread and mutation).
+    fn scanner() -> Rc<SecretScanner> {
+        let mutation = MUTATION.with(Cell::get);
+        SCANNER.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            match &*cache {
+                Some((m, s)) if *m == mutation => s.clone(),
+                _ => {
+                    let s = Rc::new(SecretScanner::new(&ALL).unwrap());
+                    *cache = Some((mutation, s.clone()));
+                    s
+                }
+            }
+        })
     }
 
     /// The secret's label if `sample` (embedded in JSON text) is found and
@@ -1015,8 +1058,8 @@ mod tests {
     fn case_changed_unicode() {
         // "PÄSSWÖRD-Ω-🔑": Ä and Ö are not ASCII, so case-insensitive
         // matching alone misses them.
-        assert_eq!(each_changed("unicode upper", |v| v.to_uppercase().into_bytes()), 1);
-        assert_eq!(each_changed("unicode lower", |v| v.to_lowercase().into_bytes()), 1);
+        assert_eq!(each_changed("unicode upper", |v| v.to_uppercase().into_bytes()), 2);
+        assert_eq!(each_changed("unicode lower", |v| v.to_lowercase().into_bytes()), 2);
         // Base64 and hex of the case-changed value (ASCII case folding does
         // not reach inside them).
         each("base64 of upper", |v| b64::STANDARD.encode(v.to_uppercase()).into_bytes());
@@ -1025,14 +1068,14 @@ mod tests {
 
     #[test]
     fn json_serde() {
-        assert_eq!(each_changed("serde_json", |v| serde_inner(v).into_bytes()), 1);
+        assert_eq!(each_changed("serde_json", |v| serde_inner(v).into_bytes()), 2);
     }
 
     #[test]
     fn json_escaped_slash() {
         assert_eq!(
             each_changed("json \\/", |v| serde_inner(v).replace('/', "\\/").into_bytes()),
-            2
+            3
         );
     }
 
@@ -1046,7 +1089,7 @@ mod tests {
                 .replace('&', "\\u0026")
                 .into_bytes()
         };
-        assert_eq!(each_changed("json go", go), 1);
+        assert_eq!(each_changed("json go", go), 2);
     }
 
     #[test]
@@ -1065,7 +1108,7 @@ mod tests {
                     .collect::<String>()
                     .into_bytes()
             };
-            assert_eq!(each_changed("json ascii-only", python), 2);
+            assert_eq!(each_changed("json ascii-only", python), 3);
         }
         // The key as a surrogate pair.
         let s = scanner();
@@ -1092,7 +1135,7 @@ mod tests {
                 .collect::<String>()
                 .into_bytes()
         };
-        assert_eq!(each_changed("json .NET", dotnet), 3);
+        assert_eq!(each_changed("json .NET", dotnet), 4);
     }
 
     #[test]
@@ -1127,15 +1170,51 @@ mod tests {
         for upper in [false, true] {
             let rfc3986 =
                 |v: &str| percent(v, |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b), upper);
-            assert_eq!(each_changed("percent rfc 3986", rfc3986), 3);
+            assert_eq!(each_changed("percent rfc 3986", rfc3986), 4);
         }
+    }
+
+    #[test]
+    fn percent_alphanumeric() {
+        // Rust's percent-encoding NON_ALPHANUMERIC.
+        let alnum = |v: &str| percent(v, |b| b.is_ascii_alphanumeric(), true);
+        assert_eq!(each_changed("percent alphanumeric", alnum), 5);
+    }
+
+    #[test]
+    fn percent_unreserved_plus_for_space() {
+        // Python's quote_plus, Go's QueryEscape.
+        let plus = |v: &str| {
+            String::from_utf8(percent(
+                v,
+                |b| b.is_ascii_alphanumeric() || b" -._~".contains(&b),
+                true,
+            ))
+            .unwrap()
+            .replace(' ', "+")
+            .into_bytes()
+        };
+        assert_eq!(each_changed("quote_plus", plus), 4);
+    }
+
+    #[test]
+    fn percent_uri() {
+        // JavaScript's encodeURI.
+        let uri = |v: &str| {
+            percent(
+                v,
+                |b| b.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,#".contains(&b),
+                false,
+            )
+        };
+        assert_eq!(each_changed("encodeURI", uri), 3);
     }
 
     #[test]
     fn percent_form_plus_for_space() {
         let form = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
         assert!(form(QUOTED).contains('+'));
-        assert_eq!(each_changed("form-urlencoded", |v| form(v).into_bytes()), 3);
+        assert_eq!(each_changed("form-urlencoded", |v| form(v).into_bytes()), 4);
     }
 
     #[test]
@@ -1147,7 +1226,7 @@ mod tests {
                 true,
             )
         };
-        assert_eq!(each_changed("encodeURIComponent", js), 3);
+        assert_eq!(each_changed("encodeURIComponent", js), 4);
     }
 
     #[test]
@@ -1159,7 +1238,7 @@ mod tests {
                 true,
             )
         };
-        assert_eq!(each_changed("python quote", py), 3);
+        assert_eq!(each_changed("python quote", py), 4);
     }
 
     #[test]
@@ -1172,18 +1251,18 @@ mod tests {
             ))
             .unwrap()
         };
-        assert_eq!(each_changed("percent twice", |v| rfc(&rfc(v)).into_bytes()), 3);
+        assert_eq!(each_changed("percent twice", |v| rfc(&rfc(v)).into_bytes()), 4);
     }
 
     #[test]
     fn html() {
         let s = scanner();
         for sample in [
-            r#"pa ss&quot;wo&#x27;rd\back\\slash&lt;&amp;&gt;"#,
-            r#"pa ss&#34;wo&#39;rd\back\\slash&lt;&amp;&gt;"#,
-            r#"pa ss&quot;wo&#039;rd\back\\slash&lt;&amp;&gt;"#,
-            r#"pa ss&quot;wo&#39;rd\back\\slash&lt;&amp;&gt;"#,
-            r#"pa ss"wo'rd\back\\slash&lt;&amp;&gt;"#,
+            r#"pa ss&quot;wo&#x27;rd\back\\slash&lt;&amp;&gt;~*"#,
+            r#"pa ss&#34;wo&#39;rd\back\\slash&lt;&amp;&gt;~*"#,
+            r#"pa ss&quot;wo&#039;rd\back\\slash&lt;&amp;&gt;~*"#,
+            r#"pa ss&quot;wo&#39;rd\back\\slash&lt;&amp;&gt;~*"#,
+            r#"pa ss"wo'rd\back\\slash&lt;&amp;&gt;~*"#,
         ] {
             assert_caught(&s, "quoted", "html", sample.as_bytes());
         }
@@ -1303,6 +1382,69 @@ mod tests {
         each("utf-16le upper", |v| {
             v.to_ascii_uppercase().encode_utf16().flat_map(u16::to_le_bytes).collect()
         });
+    }
+
+    /// The tests of forms, for [`every_form_is_needed_by_a_test`].
+    const FORM_TESTS: &[(&str, fn())] = &[
+        ("raw", raw),
+        ("case_folded_ascii", case_folded_ascii),
+        ("case_changed_unicode", case_changed_unicode),
+        ("json_serde", json_serde),
+        ("json_escaped_slash", json_escaped_slash),
+        ("json_html_safe", json_html_safe),
+        ("json_ascii_only", json_ascii_only),
+        ("json_dotnet", json_dotnet),
+        ("json_every_char", json_every_char),
+        ("percent_every_byte", percent_every_byte),
+        ("percent_unreserved", percent_unreserved),
+        ("percent_alphanumeric", percent_alphanumeric),
+        ("percent_unreserved_plus_for_space", percent_unreserved_plus_for_space),
+        ("percent_uri", percent_uri),
+        ("percent_form_plus_for_space", percent_form_plus_for_space),
+        ("percent_uri_component", percent_uri_component),
+        ("percent_keep_slash", percent_keep_slash),
+        ("percent_twice", percent_twice),
+        ("html", html),
+        ("byte_escapes", byte_escapes),
+        ("hex_both_cases", hex_both_cases),
+        ("base64_standalone", base64_standalone),
+        ("base64_embedded_standard", base64_embedded_standard),
+        ("base64_embedded_url_safe", base64_embedded_url_safe),
+        ("mojibake", mojibake),
+        ("utf16", utf16),
+    ];
+
+    /// The mutation check, automated: with any one form (an encoding, a
+    /// text variant, case folding) removed from the builder, at least one
+    /// of the form tests fails. A form no test needs is either redundant
+    /// (drop it) or untested (test it).
+    #[test]
+    fn every_form_is_needed_by_a_test() {
+        let mut mutations: Vec<Mutation> =
+            Encoding::all().into_iter().map(Mutation::Encoding).collect();
+        mutations.extend(Text::ALL.map(Mutation::Text));
+        mutations.push(Mutation::CaseFolding);
+        let mut report = Vec::new();
+        let mut unguarded = Vec::new();
+        for mutation in mutations {
+            MUTATION.with(|m| m.set(Some(mutation)));
+            let failing: Vec<&str> = FORM_TESTS
+                .iter()
+                .filter(|(_, test)| std::panic::catch_unwind(*test).is_err())
+                .map(|(name, _)| *name)
+                .collect();
+            MUTATION.with(|m| m.set(None));
+            report.push(format!("without {mutation:?}: {} fail: {failing:?}", failing.len()));
+            if failing.is_empty() {
+                unguarded.push(mutation);
+            }
+        }
+        println!("{}", report.join("\n"));
+        assert!(unguarded.is_empty(), "forms no test needs: {unguarded:?}");
+        // And without a mutation they all pass.
+        for (name, test) in FORM_TESTS {
+            assert!(std::panic::catch_unwind(*test).is_ok(), "{name}");
+        }
     }
 
     #[test]
