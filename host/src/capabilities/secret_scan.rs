@@ -830,9 +830,7 @@ fn percent_encode(text: &str, style: PercentStyle) -> String {
             PercentStyle::Form => b.is_ascii_alphanumeric() || b"*-._".contains(&b),
             PercentStyle::UriComponent => b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b),
             PercentStyle::KeepSlash => unreserved(b) || b == b'/',
-            PercentStyle::Uri => {
-                b.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,#".contains(&b)
-            }
+            PercentStyle::Uri => b.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,#".contains(&b),
         };
         let plus = matches!(style, PercentStyle::UnreservedPlus | PercentStyle::Form);
         if keep {
@@ -886,9 +884,9 @@ fn windows_1252(b: u8) -> char {
     const HIGH: [char; 32] = [
         '\u{20AC}', '\u{81}', '\u{201A}', '\u{192}', '\u{201E}', '\u{2026}', '\u{2020}',
         '\u{2021}', '\u{2C6}', '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8D}', '\u{17D}',
-        '\u{8F}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}',
-        '\u{2013}', '\u{2014}', '\u{2DC}', '\u{2122}', '\u{161}', '\u{203A}', '\u{153}', '\u{9D}',
-        '\u{17E}', '\u{178}',
+        '\u{8F}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}',
+        '\u{2014}', '\u{2DC}', '\u{2122}', '\u{161}', '\u{203A}', '\u{153}', '\u{9D}', '\u{17E}',
+        '\u{178}',
     ];
     match b {
         0x80..=0x9F => HIGH[usize::from(b - 0x80)],
@@ -1058,23 +1056,38 @@ mod tests {
     fn case_changed_unicode() {
         // "PÄSSWÖRD-Ω-🔑": Ä and Ö are not ASCII, so case-insensitive
         // matching alone misses them.
-        assert_eq!(each_changed("unicode upper", |v| v.to_uppercase().into_bytes()), 2);
-        assert_eq!(each_changed("unicode lower", |v| v.to_lowercase().into_bytes()), 2);
+        assert_eq!(
+            each_changed("unicode upper", |v| v.to_uppercase().into_bytes()),
+            2
+        );
+        assert_eq!(
+            each_changed("unicode lower", |v| v.to_lowercase().into_bytes()),
+            2
+        );
         // Base64 and hex of the case-changed value (ASCII case folding does
         // not reach inside them).
-        each("base64 of upper", |v| b64::STANDARD.encode(v.to_uppercase()).into_bytes());
-        each("hex of lower", |v| hex::encode(v.to_lowercase()).into_bytes());
+        each("base64 of upper", |v| {
+            b64::STANDARD.encode(v.to_uppercase()).into_bytes()
+        });
+        each("hex of lower", |v| {
+            hex::encode(v.to_lowercase()).into_bytes()
+        });
     }
 
     #[test]
     fn json_serde() {
-        assert_eq!(each_changed("serde_json", |v| serde_inner(v).into_bytes()), 2);
+        assert_eq!(
+            each_changed("serde_json", |v| serde_inner(v).into_bytes()),
+            2
+        );
     }
 
     #[test]
     fn json_escaped_slash() {
         assert_eq!(
-            each_changed("json \\/", |v| serde_inner(v).replace('/', "\\/").into_bytes()),
+            each_changed("json \\/", |v| serde_inner(v)
+                .replace('/', "\\/")
+                .into_bytes()),
             3
         );
     }
@@ -1142,7 +1155,10 @@ mod tests {
     fn json_every_char() {
         for upper in [false, true] {
             each("json every char", |v| {
-                v.chars().map(|c| u_escape(c, upper)).collect::<String>().into_bytes()
+                v.chars()
+                    .map(|c| u_escape(c, upper))
+                    .collect::<String>()
+                    .into_bytes()
             });
         }
     }
@@ -1168,8 +1184,13 @@ mod tests {
     #[test]
     fn percent_unreserved() {
         for upper in [false, true] {
-            let rfc3986 =
-                |v: &str| percent(v, |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b), upper);
+            let rfc3986 = |v: &str| {
+                percent(
+                    v,
+                    |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b),
+                    upper,
+                )
+            };
             assert_eq!(each_changed("percent rfc 3986", rfc3986), 4);
         }
     }
@@ -1251,7 +1272,10 @@ mod tests {
             ))
             .unwrap()
         };
-        assert_eq!(each_changed("percent twice", |v| rfc(&rfc(v)).into_bytes()), 4);
+        assert_eq!(
+            each_changed("percent twice", |v| rfc(&rfc(v)).into_bytes()),
+            4
+        );
     }
 
     #[test]
@@ -1293,10 +1317,18 @@ mod tests {
 
     #[test]
     fn base64_standalone() {
-        each("base64 std padded", |v| b64::STANDARD.encode(v).into_bytes());
-        each("base64 std unpadded", |v| b64::STANDARD_NO_PAD.encode(v).into_bytes());
-        each("base64 url padded", |v| b64::URL_SAFE.encode(v).into_bytes());
-        each("base64 url unpadded", |v| b64::URL_SAFE_NO_PAD.encode(v).into_bytes());
+        each("base64 std padded", |v| {
+            b64::STANDARD.encode(v).into_bytes()
+        });
+        each("base64 std unpadded", |v| {
+            b64::STANDARD_NO_PAD.encode(v).into_bytes()
+        });
+        each("base64 url padded", |v| {
+            b64::URL_SAFE.encode(v).into_bytes()
+        });
+        each("base64 url unpadded", |v| {
+            b64::URL_SAFE_NO_PAD.encode(v).into_bytes()
+        });
         // Case-folded base64 (a server that upper-cases its output).
         each("base64 upper-cased", |v| {
             b64::STANDARD.encode(v).to_ascii_uppercase().into_bytes()
@@ -1332,7 +1364,10 @@ mod tests {
                     // After: only characters made of suffix bits (and the
                     // zero bits that complete the last one), then padding.
                     let chars = after.trim_end_matches('=');
-                    assert!(chars.len() <= (8 * suffix.len()).div_ceil(6), "{what}: {out}");
+                    assert!(
+                        chars.len() <= (8 * suffix.len()).div_ceil(6),
+                        "{what}: {out}"
+                    );
                     assert!(!chars.contains('='), "{what}: {out}");
                     assert!(encoded.ends_with(after), "{what}: {out}");
                 }
@@ -1369,18 +1404,31 @@ mod tests {
         // The mojibake, JSON-escaped by Python.
         let python: String = latin1
             .chars()
-            .map(|c| if c.is_ascii() { c.to_string() } else { u_escape(c, false) })
+            .map(|c| {
+                if c.is_ascii() {
+                    c.to_string()
+                } else {
+                    u_escape(c, false)
+                }
+            })
             .collect();
         assert_caught(&s, "unicode", "json of mojibake", python.as_bytes());
     }
 
     #[test]
     fn utf16() {
-        each("utf-16le", |v| v.encode_utf16().flat_map(u16::to_le_bytes).collect());
-        each("utf-16be", |v| v.encode_utf16().flat_map(u16::to_be_bytes).collect());
+        each("utf-16le", |v| {
+            v.encode_utf16().flat_map(u16::to_le_bytes).collect()
+        });
+        each("utf-16be", |v| {
+            v.encode_utf16().flat_map(u16::to_be_bytes).collect()
+        });
         // Case-folded UTF-16 of an ASCII secret.
         each("utf-16le upper", |v| {
-            v.to_ascii_uppercase().encode_utf16().flat_map(u16::to_le_bytes).collect()
+            v.to_ascii_uppercase()
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect()
         });
     }
 
@@ -1398,7 +1446,10 @@ mod tests {
         ("percent_every_byte", percent_every_byte),
         ("percent_unreserved", percent_unreserved),
         ("percent_alphanumeric", percent_alphanumeric),
-        ("percent_unreserved_plus_for_space", percent_unreserved_plus_for_space),
+        (
+            "percent_unreserved_plus_for_space",
+            percent_unreserved_plus_for_space,
+        ),
         ("percent_uri", percent_uri),
         ("percent_form_plus_for_space", percent_form_plus_for_space),
         ("percent_uri_component", percent_uri_component),
@@ -1420,8 +1471,10 @@ mod tests {
     /// (drop it) or untested (test it).
     #[test]
     fn every_form_is_needed_by_a_test() {
-        let mut mutations: Vec<Mutation> =
-            Encoding::all().into_iter().map(Mutation::Encoding).collect();
+        let mut mutations: Vec<Mutation> = Encoding::all()
+            .into_iter()
+            .map(Mutation::Encoding)
+            .collect();
         mutations.extend(Text::ALL.map(Mutation::Text));
         mutations.push(Mutation::CaseFolding);
         let mut report = Vec::new();
@@ -1434,7 +1487,10 @@ mod tests {
                 .map(|(name, _)| *name)
                 .collect();
             MUTATION.with(|m| m.set(None));
-            report.push(format!("without {mutation:?}: {} fail: {failing:?}", failing.len()));
+            report.push(format!(
+                "without {mutation:?}: {} fail: {failing:?}",
+                failing.len()
+            ));
             if failing.is_empty() {
                 unguarded.push(mutation);
             }
@@ -1460,7 +1516,11 @@ mod tests {
             &TOKEN[..TOKEN.len() - 1],
             b64::STANDARD.encode(&TOKEN[..6])
         );
-        assert!(s.find(text.as_bytes()).is_none(), "{:?}", s.find(text.as_bytes()));
+        assert!(
+            s.find(text.as_bytes()).is_none(),
+            "{:?}",
+            s.find(text.as_bytes())
+        );
         assert!(s.find_all(text.as_bytes()).is_empty());
         assert_eq!(s.redact(text.as_bytes()), (text.as_bytes().to_vec(), 0));
         assert_eq!(s.redact_str(&text), text);
@@ -1489,11 +1549,8 @@ mod tests {
     #[test]
     fn overlapping_occurrences_are_covered_whole() {
         // Two secrets sharing a stretch of text.
-        let s = SecretScanner::new(&[
-            ("a", "alpha-beta-gamma-1"),
-            ("b", "gamma-1-delta-epsilon"),
-        ])
-        .unwrap();
+        let s = SecretScanner::new(&[("a", "alpha-beta-gamma-1"), ("b", "gamma-1-delta-epsilon")])
+            .unwrap();
         let text = "<alpha-beta-gamma-1-delta-epsilon>";
         let all = s.find_all(text.as_bytes());
         assert_eq!(all.len(), 1, "{all:?}");
@@ -1507,11 +1564,14 @@ mod tests {
         assert_eq!(s.redact_str("aaxyzXYZxyzxyaa"), "aa[REDACTED]aa");
 
         // A secret containing another: the longer one wins.
-        let s = SecretScanner::new(&[("short", "token-123456"), ("long", "token-123456-ext")])
-            .unwrap();
+        let s =
+            SecretScanner::new(&[("short", "token-123456"), ("long", "token-123456-ext")]).unwrap();
         let m = s.find(b"x token-123456-ext y").unwrap();
         assert_eq!((m.label, m.span), ("long", 2..18));
-        assert_eq!(s.redact_str("x token-123456-ext y token-123456"), "x [REDACTED] y [REDACTED]");
+        assert_eq!(
+            s.redact_str("x token-123456-ext y token-123456"),
+            "x [REDACTED] y [REDACTED]"
+        );
     }
 
     #[test]
@@ -1521,7 +1581,11 @@ mod tests {
         let forms: HashSet<Form> = s.patterns.iter().map(|p| p.form).collect();
         assert_eq!(forms.len(), s.patterns.len() - forms_shared(&s));
         // Duplicates (case-insensitively) are gone.
-        let keys: HashSet<Vec<u8>> = s.patterns.iter().map(|p| p.bytes.to_ascii_lowercase()).collect();
+        let keys: HashSet<Vec<u8>> = s
+            .patterns
+            .iter()
+            .map(|p| p.bytes.to_ascii_lowercase())
+            .collect();
         assert_eq!(keys.len(), s.pattern_count());
         assert!(s.pattern_count() < 400, "{}", s.pattern_count());
     }
@@ -1529,16 +1593,16 @@ mod tests {
     /// Patterns of different secrets may share a form.
     fn forms_shared(s: &SecretScanner) -> usize {
         let mut seen = HashSet::new();
-        s.patterns
-            .iter()
-            .filter(|p| !seen.insert(p.form))
-            .count()
+        s.patterns.iter().filter(|p| !seen.insert(p.form)).count()
     }
 
     #[test]
     fn short_long_and_too_many_are_refused_without_the_value() {
         let e = SecretScanner::new(&[("pin", "1234567")]).unwrap_err();
-        assert!(matches!(e, ScanError::TooShort { len: 7, min: 8, .. }), "{e}");
+        assert!(
+            matches!(e, ScanError::TooShort { len: 7, min: 8, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("secret 'pin' is 7 bytes"), "{e}");
         assert!(!e.to_string().contains("1234567"), "{e}");
 
@@ -1547,7 +1611,9 @@ mod tests {
         assert!(matches!(e, ScanError::TooLong { .. }), "{e}");
         assert!(!e.to_string().contains("kkkk"), "{e}");
 
-        let values: Vec<String> = (0..200).map(|i| format!("{i:04}{}", "v".repeat(4000))).collect();
+        let values: Vec<String> = (0..200)
+            .map(|i| format!("{i:04}{}", "v".repeat(4000)))
+            .collect();
         let secrets: Vec<(String, &str)> = values
             .iter()
             .enumerate()
@@ -1555,7 +1621,10 @@ mod tests {
             .collect();
         let e = SecretScanner::new(&secrets).unwrap_err();
         assert!(matches!(e, ScanError::TooManyPatterns { .. }), "{e}");
-        assert!(e.to_string().contains("grant fewer or shorter secrets"), "{e}");
+        assert!(
+            e.to_string().contains("grant fewer or shorter secrets"),
+            "{e}"
+        );
         assert!(!e.to_string().contains("vvvv"), "{e}");
     }
 
@@ -1570,10 +1639,7 @@ mod tests {
         }
         let m = s.find(TOKEN.as_bytes()).unwrap();
         assert!(!format!("{m:?}").contains(TOKEN));
-        assert_eq!(
-            m.form.to_string(),
-            "plain of the value",
-        );
+        assert_eq!(m.form.to_string(), "plain of the value",);
     }
 
     #[test]
