@@ -426,7 +426,7 @@ impl Encoding {
             Encoding::Base64 { offset, .. } => {
                 let start_bits = 8 * usize::from(offset);
                 let end_bits = 8 * (usize::from(offset) + value_len);
-                (start_bits % 6 != 0, end_bits % 6 != 0)
+                (!start_bits.is_multiple_of(6), !end_bits.is_multiple_of(6))
             }
             _ => (false, false),
         }
@@ -998,7 +998,7 @@ mod tests {
         let mut n = 0;
         for (label, value) in ALL {
             let e = encode(value);
-            if e.to_ascii_lowercase() != value.as_bytes().to_ascii_lowercase() {
+            if !e.eq_ignore_ascii_case(value.as_bytes()) {
                 assert_caught(&s, label, what, &e);
                 n += 1;
             }
