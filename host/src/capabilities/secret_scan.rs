@@ -1643,6 +1643,12 @@ mod tests {
     }
 
     #[test]
+    fn scanner_is_shareable_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<SecretScanner>();
+    }
+
+    #[test]
     fn empty_scanner_finds_nothing() {
         let s = SecretScanner::new::<&str>(&[]).unwrap();
         assert!(s.is_empty());
