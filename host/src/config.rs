@@ -1425,18 +1425,40 @@ limits = {{ memory_mb = 32 }}
             ]
         );
         let plain = parse(&good()).unwrap();
-        assert!(plain.connection_spec("demo").unwrap().1.secret_placements.is_empty());
+        assert!(
+            plain
+                .connection_spec("demo")
+                .unwrap()
+                .1
+                .secret_placements
+                .is_empty()
+        );
         for (bad, says) in [
             (r#"{ secret = "tok" }"#, "`placements` is missing"),
-            (r#"{ secret = "tok", placements = ["url"] }"#, "'url' is not a secret placement"),
-            (r#"{ secret = "tok", placements = [] }"#, "`placements` is empty"),
-            (r#"{ secret = "tok", placements = ["bearer"], extra = 1 }"#, "unknown key `extra`"),
+            (
+                r#"{ secret = "tok", placements = ["url"] }"#,
+                "'url' is not a secret placement",
+            ),
+            (
+                r#"{ secret = "tok", placements = [] }"#,
+                "`placements` is empty",
+            ),
+            (
+                r#"{ secret = "tok", placements = ["bearer"], extra = 1 }"#,
+                "unknown key `extra`",
+            ),
             (r#"{ placements = ["bearer"] }"#, "`secret` is missing"),
             ("3", "a grant is the name of a [secrets.*] entry"),
         ] {
-            let text = good().replace(r#"secrets = { token = "tok" }"#, &format!("secrets = {{ token = {bad} }}"));
+            let text = good().replace(
+                r#"secrets = { token = "tok" }"#,
+                &format!("secrets = {{ token = {bad} }}"),
+            );
             let e = parse(&text).unwrap_err().to_string();
-            assert!(e.contains("connections.demo.secrets.token") && e.contains(says), "{bad}: {e}");
+            assert!(
+                e.contains("connections.demo.secrets.token") && e.contains(says),
+                "{bad}: {e}"
+            );
         }
     }
 

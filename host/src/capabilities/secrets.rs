@@ -531,9 +531,9 @@ pub struct Redactor {
 /// What replaces a secret value in output.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Values shorter than this are not scrubbed (they would garble every line);
-/// the config loader refuses such secrets.
-pub const MIN_SECRET_LEN: usize = super::secret_scan::MIN_LEN;
+/// Values shorter than this are not scanned for (they would match ordinary
+/// text); the config loader refuses such secrets.
+pub const MIN_SECRET_LEN: usize = super::secret_scan::MIN_SCAN_SECRET_LEN;
 
 impl Redactor {
     /// The process-wide redactor.
