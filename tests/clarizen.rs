@@ -552,7 +552,7 @@ fn inspect_shows_the_manifest() {
     let text = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "clarizen ",
-        "contract:  provisio:connector@0.1.0",
+        "contract:  provisio:connector@0.2.0",
         "{api_url}",
         "https://*.clarizen.com",
         "user_name (required",
@@ -572,7 +572,7 @@ fn inspect_shows_the_manifest() {
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["manifest"]["name"], "clarizen");
-    assert_eq!(v["contract"], "provisio:connector@0.1.0");
+    assert_eq!(v["contract"], "provisio:connector@0.2.0");
 }
 
 // ------------------------------------------------------------------ sync

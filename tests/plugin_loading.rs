@@ -20,7 +20,7 @@ async fn pinned_digest_mismatch_refuses_to_load() {
     let actual = provisio::runtime::plugin::sha256_hex(&std::fs::read(&path).unwrap());
     let ok = rt.load_plugin("m", &path, Some(&actual)).await.unwrap();
     assert_eq!(ok.sha256, actual);
-    assert_eq!(ok.contract, "0.1.0");
+    assert_eq!(ok.contract, "0.2.0");
     let wrong = "ab".repeat(32);
     let e = rt.load_plugin("m", &path, Some(&wrong)).await.unwrap_err();
     assert!(matches!(e, PluginError::DigestMismatch { .. }), "{e:?}");
@@ -39,7 +39,7 @@ async fn incompatible_contract_is_refused_clearly() {
     let bytes = wat::parse_str(
         r#"(component
              (instance $i)
-             (export "provisio:connector/connector@0.2.0" (instance $i)))"#,
+             (export "provisio:connector/connector@0.3.0" (instance $i)))"#,
     )
     .unwrap();
     let p = write(dir.path(), "future.wasm", &bytes);
@@ -54,8 +54,25 @@ async fn incompatible_contract_is_refused_clearly() {
     );
     let msg = e.to_string();
     assert!(
-        msg.contains("provisio:connector@0.2.0") && msg.contains("implements @0.1.0"),
+        msg.contains("provisio:connector@0.3.0") && msg.contains("implements @0.2.0"),
         "{msg}"
+    );
+    // A plugin built for 0.1 (whose `secret-json` segment put secrets into
+    // bodies the guest writes) is refused the same way.
+    let old = wat::parse_str(
+        r#"(component
+             (instance $i)
+             (export "provisio:connector/connector@0.1.0" (instance $i)))"#,
+    )
+    .unwrap();
+    let e = Runtime::new(None)
+        .unwrap()
+        .load_plugin("old", &write(dir.path(), "old.wasm", &old), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, PluginError::IncompatibleContract { ref found, .. } if found == "0.1.0"),
+        "{e:?}"
     );
 }
 
@@ -88,7 +105,7 @@ async fn non_connectors_and_unknown_imports_are_refused() {
         r#"(component
              (import "evil:net/raw-socket@1.0.0" (instance))
              (instance $i)
-             (export "provisio:connector/connector@0.1.0" (instance $i)))"#,
+             (export "provisio:connector/connector@0.2.0" (instance $i)))"#,
     )
     .unwrap();
     let e = rt

@@ -466,7 +466,7 @@ fn inspect_shows_the_manifest() {
     let text = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "replicon ",
-        "contract:  provisio:connector@0.1.0",
+        "contract:  provisio:connector@0.2.0",
         "{discovery_url}",
         "https://*.replicon.com",
         "company_key (required",
@@ -487,7 +487,7 @@ fn inspect_shows_the_manifest() {
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["manifest"]["name"], "replicon");
-    assert_eq!(v["contract"], "provisio:connector@0.1.0");
+    assert_eq!(v["contract"], "provisio:connector@0.2.0");
 }
 
 // ------------------------------------------------------------------ sync

@@ -299,7 +299,7 @@ fn inspect_shows_the_manifest() {
     let text = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "scim ",
-        "contract:  provisio:connector@0.1.0",
+        "contract:  provisio:connector@0.2.0",
         "{base_url}",
         "base_url (required",
         "token (required",
@@ -315,7 +315,7 @@ fn inspect_shows_the_manifest() {
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["manifest"]["name"], "scim");
-    assert_eq!(v["contract"], "provisio:connector@0.1.0");
+    assert_eq!(v["contract"], "provisio:connector@0.2.0");
 }
 
 #[test]

@@ -393,7 +393,7 @@ fn inspect_shows_the_manifest() {
     let text = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "zendesk ",
-        "contract:  provisio:connector@0.1.0",
+        "contract:  provisio:connector@0.2.0",
         "https://{subdomain}.zendesk.com",
         "{base_url}",
         "subdomain (required",
@@ -412,7 +412,7 @@ fn inspect_shows_the_manifest() {
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["manifest"]["name"], "zendesk");
-    assert_eq!(v["contract"], "provisio:connector@0.1.0");
+    assert_eq!(v["contract"], "provisio:connector@0.2.0");
 }
 
 // ------------------------------------------------------------------ sync

@@ -177,3 +177,122 @@ async fn a_login_placement_needs_the_operators_confirmation() {
         .to_string();
     assert!(e.contains("does not declare"), "{e}");
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_binary_leaks_no_secret_to_any_output_or_state_file() {
+    // The whole secrets class through `provisio` itself, trace logs on, in
+    // text and JSON: afterwards every byte it printed and every file of its
+    // state directory (SQLite database, -wal, -shm, plugin cache) is searched
+    // for every secret in every encoding.
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (plugin_path, sha) = common::pinned("provisio_test_misbehave");
+    let behaviours = [
+        "ok",
+        "echo-secret",
+        "body-secret",
+        "readback",
+        "readback-second-secret",
+        "see-other",
+        "encodings",
+        "reversed-leak",
+        "login",
+        "login-elsewhere",
+        "derived-elsewhere",
+    ];
+    let a = &w.a.url;
+    let b = &w.b.url;
+    let mut config = format!(
+        r#"[runtime]
+state_dir = "state"
+
+[plugins.misbehave]
+path = {plugin:?}
+sha256 = "{sha}"
+
+[secrets.tok]
+value = "{TOKEN}"
+hosts = ["{a}"]
+
+[secrets.tok2]
+value = "{TOKEN2}"
+hosts = ["{a}"]
+
+[secrets.pw]
+value = {pw}
+hosts = ["{a}"]
+"#,
+        plugin = plugin_path.display().to_string(),
+        pw = toml::Value::String(PASSWORD.to_string()),
+    );
+    for beh in behaviours {
+        config.push_str(&format!(
+            r#"
+[connections.{name}]
+plugin = "misbehave"
+settings = {{ behaviour = "{beh}", url = "{a}", other_url = "{b}" }}
+secrets = {{ token = "tok", token2 = "tok2", password = {{ secret = "pw", placements = ["login:login"] }} }}
+allowed_hosts = ["{a}", "{b}"]
+"#,
+            name = beh.replace('-', "_"),
+        ));
+    }
+    let path = dir.path().join("provisio.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut transcript = String::new();
+    let mut outcomes = Vec::new();
+    for beh in behaviours {
+        for format in ["text", "json"] {
+            let name = beh.replace('-', "_");
+            let path = path.clone();
+            let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+                let mut t = String::new();
+                common::provisio(
+                    &path,
+                    &[("PROVISIO_LOG", "trace")],
+                    &["--log-format", format, "test-connection", &name],
+                    &mut t,
+                )
+            })
+            .await
+            .unwrap();
+            outcomes.push(format!("{beh}/{format}: {ok}"));
+            transcript.push_str(&stdout);
+            transcript.push_str(&stderr);
+        }
+    }
+    assert!(
+        outcomes.contains(&"login/text: true".to_string())
+            && outcomes.contains(&"ok/json: true".to_string()),
+        "{outcomes:?}\n{transcript}"
+    );
+    assert!(transcript.contains("egress"), "trace logs were written");
+    assert_clean("what provisio printed", &transcript);
+    let files = files_under(&dir.path().join("state"));
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with("provisio.db")),
+        "{files:?}"
+    );
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert_clean(&f.display().to_string(), &String::from_utf8_lossy(&bytes));
+    }
+}
