@@ -106,6 +106,7 @@ async fn main() {
             ("url".to_string(), "http://127.0.0.1:9".to_string()),
         ]),
         allowed_hosts: vec![],
+        private_hosts: vec![],
         secrets: BTreeMap::new(),
         limits: Limits::default(),
     };

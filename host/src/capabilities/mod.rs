@@ -6,6 +6,10 @@
 //! - [`http`]: outbound requests, checked against the connection's allowlist
 //!   (the plugin's declared host patterns intersected with the operator's grant),
 //!   with secrets substituted at send time and every decision audited.
+//! - [`egress`]: the pure egress policy inside a granted origin: address
+//!   ranges, path encodings under path-prefix grants, forbidden headers.
+//! - [`resolve`]: the DNS hook that resolves, checks every address with
+//!   [`egress`], and lets the HTTP client connect only to what passed.
 //! - [`secrets`]: operator-defined secrets, bound to hosts, referenced by name;
 //!   also the [`secrets::Redactor`] that scrubs known values from all output.
 //! - [`log`]: structured guest logging, size-capped and rate-limited.
@@ -13,9 +17,11 @@
 //! - [`intercept`]: a hook reachable only from Rust code (the conformance kit)
 //!   that records every HTTP hop and injects faults (a lost response, a 429).
 
+pub mod egress;
 pub mod http;
 pub mod intercept;
 pub mod kv;
 pub mod log;
 pub mod ratelimit;
+pub mod resolve;
 pub mod secrets;
