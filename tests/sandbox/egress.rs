@@ -10,7 +10,9 @@ use common::Fixture;
 use provisio::runtime::ConnectionSpec;
 
 fn pats(list: &[String]) -> Vec<HostPattern> {
-    list.iter().map(|p| HostPattern::parse(p).unwrap()).collect()
+    list.iter()
+        .map(|p| HostPattern::parse(p).unwrap())
+        .collect()
 }
 
 /// A connection with `behaviour`, declared hosts `url` (and `other_url`),
@@ -155,8 +157,19 @@ async fn alternative_ip_literal_forms_are_refused() {
         format!("http://0x7f.1:{port}/ping"),
         format!("http://127.1:{port}/ping"),
     ] {
-        let c = conn_with(&w, &format!("egress-url:{url}"), &w.a.url, None, granted, &[]);
-        assert_eq!(c.test_connection().await.as_deref(), Ok("status 200"), "{url}");
+        let c = conn_with(
+            &w,
+            &format!("egress-url:{url}"),
+            &w.a.url,
+            None,
+            granted,
+            &[],
+        );
+        assert_eq!(
+            c.test_connection().await.as_deref(),
+            Ok("status 200"),
+            "{url}"
+        );
     }
     w.assert_healthy("IP literal forms").await;
 }
@@ -182,7 +195,14 @@ async fn encoded_separators_and_dot_segments_are_refused_under_a_path_prefix_gra
         "/v2/..%25252fadmin",
         "/v2/users%2e",
     ] {
-        let c = conn_with(&w, &format!("egress-get:{path}"), &w.a.url, None, granted, &[]);
+        let c = conn_with(
+            &w,
+            &format!("egress-get:{path}"),
+            &w.a.url,
+            None,
+            granted,
+            &[],
+        );
         let m = denied(c.test_connection().await);
         assert!(
             m.contains("under the path-prefix grant") && m.contains(&prefix),
@@ -195,7 +215,14 @@ async fn encoded_separators_and_dot_segments_are_refused_under_a_path_prefix_gra
         w.a.requests()
     );
     // Paths that leave the prefix after parsing are outside the grant.
-    let c = conn_with(&w, "egress-get:/v2/%2e%2e/admin", &w.a.url, None, granted, &[]);
+    let c = conn_with(
+        &w,
+        "egress-get:/v2/%2e%2e/admin",
+        &w.a.url,
+        None,
+        granted,
+        &[],
+    );
     assert!(denied(c.test_connection().await).contains("not granted"));
     // The plain path passes.
     let c = conn_with(&w, "egress-get:/v2/users", &w.a.url, None, granted, &[]);
@@ -250,7 +277,14 @@ async fn forwarding_and_hop_by_hop_headers_are_refused() {
         "Transfer-Encoding",
     ];
     for name in refused {
-        let c = conn_with(&w, &format!("egress-header:{name}"), &w.a.url, None, granted, &[]);
+        let c = conn_with(
+            &w,
+            &format!("egress-header:{name}"),
+            &w.a.url,
+            None,
+            granted,
+            &[],
+        );
         match c.test_connection().await {
             Err(CallError::Connector(ConnectorError::Other(m))) => assert!(
                 m.contains(&format!("header '{name}' is "))
@@ -260,8 +294,18 @@ async fn forwarding_and_hop_by_hop_headers_are_refused() {
             other => panic!("{name}: expected an invalid-request refusal, got {other:?}"),
         }
     }
-    assert!(!saw(&w.a, "/ping"), "a request with a refused header was sent");
-    let c = conn_with(&w, "egress-header:X-Request-Id", &w.a.url, None, granted, &[]);
+    assert!(
+        !saw(&w.a, "/ping"),
+        "a request with a refused header was sent"
+    );
+    let c = conn_with(
+        &w,
+        "egress-header:X-Request-Id",
+        &w.a.url,
+        None,
+        granted,
+        &[],
+    );
     assert_eq!(c.test_connection().await.as_deref(), Ok("status 200"));
     let sent = w.a.requests();
     assert!(

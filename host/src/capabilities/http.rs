@@ -991,6 +991,37 @@ mod tests {
     }
 
     #[test]
+    fn egress_checks_of_a_hop() {
+        let a = Allowlist::new(
+            vec![p("http://127.0.0.1:8080"), p("https://api.example.com")],
+            vec![p("http://127.0.0.1:8080"), p("https://api.example.com/v2")],
+        )
+        .with_private(vec![p("https://api.example.com/v2")]);
+        // IP literals: checked even if a caller skipped the allowlist.
+        let ok = u("http://127.0.0.1:8080/x");
+        a.check_egress(ok.as_str(), &ok).unwrap();
+        let mapped = u("http://[::ffff:127.0.0.1]:8080/x");
+        let e = a.check_egress(mapped.as_str(), &mapped).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no entry of the connection's allowed_hosts names it"),
+            "{e}"
+        );
+        // Paths under the granted prefix, as written and as parsed.
+        let raw = "https://api.example.com/v2/x/%2e%2e/users";
+        let e = a.check_egress(raw, &u(raw)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("under the path-prefix grant https://api.example.com/v2"),
+            "{e}"
+        );
+        let plain = u("https://api.example.com/v2/users");
+        a.check_egress(plain.as_str(), &plain).unwrap();
+        assert!(a.is_private(&plain));
+        assert!(!a.is_private(&ok));
+    }
+
+    #[test]
     fn scrub_removes_used_values_from_body_and_headers() {
         let resp = InboundResponse {
             status: 200,
