@@ -431,7 +431,8 @@ pub fn classify(addr: IpAddr) -> Classification {
 pub enum EgressError {
     /// A host name resolved only to non-public addresses.
     #[error(
-        "host '{host}' resolves to {addr}, which is {classification}, not a public address{more}"
+        "host '{host}' resolves to {addr}, which is {classification}, not a public address{}",
+        more_addresses(*.more)
     )]
     NonPublicHost {
         /// The host name (as the URL has it).
@@ -439,9 +440,9 @@ pub enum EgressError {
         /// The first refused address.
         addr: IpAddr,
         /// Its classification.
-        classification: Classification,
-        /// `" (and N more non-public addresses)"` or empty.
-        more: String,
+        classification: Box<Classification>,
+        /// How many more non-public addresses the name resolved to.
+        more: usize,
     },
     /// A URL's host is a non-public IP literal no granted pattern names.
     #[error(
@@ -453,7 +454,7 @@ pub enum EgressError {
         /// The address.
         addr: IpAddr,
         /// Its classification.
-        classification: Classification,
+        classification: Box<Classification>,
         /// The origin to grant.
         suggestion: String,
     },
@@ -482,6 +483,14 @@ pub enum EgressError {
         /// Why.
         why: &'static str,
     },
+}
+
+fn more_addresses(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => " (and 1 more non-public address)".to_string(),
+        n => format!(" (and {n} more non-public addresses)"),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -520,7 +529,7 @@ pub fn check_literal(url: &Url, granted: &[HostPattern]) -> Result<(), EgressErr
     }
     Err(EgressError::NonPublicLiteral {
         addr,
-        classification,
+        classification: Box::new(classification),
         suggestion: url.origin().ascii_serialization(),
     })
 }
@@ -632,9 +641,7 @@ fn segment_problem(segment: &str) -> Option<&'static str> {
     }
     let mut forms = vec![segment.as_bytes().to_vec()];
     loop {
-        let Some(last) = forms.last() else {
-            return None;
-        };
+        let last = forms.last()?;
         let next = percent_decode(last);
         if &next == last {
             break;

@@ -83,12 +83,8 @@ pub fn filter_addrs(
         (true, Some(first)) => Err(EgressError::NonPublicHost {
             host: super::egress::excerpt(host),
             addr: first.ip(),
-            classification: classify(first.ip()),
-            more: match refused.len() - 1 {
-                0 => String::new(),
-                1 => " (and 1 more non-public address)".to_string(),
-                n => format!(" (and {n} more non-public addresses)"),
-            },
+            classification: Box::new(classify(first.ip())),
+            more: refused.len() - 1,
         }),
         _ => Ok(public),
     }
