@@ -744,7 +744,7 @@ fn sync_a_small_directory() {
 
 #[test]
 fn sync_converges_through_faults_without_duplicates() {
-    // Under the quota's 25/s (a full bucket of 12 plus 12/s refill): the
+    // Under the quota's 25/s (12/s, paced evenly): the
     // quota answers come from the every-n-th switch, so the number of faults
     // does not depend on the machine's load.
     let mut env = setup(12);
@@ -752,9 +752,11 @@ fn sync_converges_through_faults_without_duplicates() {
     dir.write(&env.directory);
     let c = &env.emu.controls;
     c.retry_after.store(1, Ordering::SeqCst);
-    c.every_nth_429.store(13, Ordering::SeqCst);
-    c.every_nth_quota.store(17, Ordering::SeqCst);
-    c.every_nth_5xx.store(19, Ordering::SeqCst);
+    // Sparse enough that no object draws a fault on all of its 4 attempts
+    // (about 2 requests each); dense enough that each kind occurs.
+    c.every_nth_429.store(29, Ordering::SeqCst);
+    c.every_nth_quota.store(37, Ordering::SeqCst);
+    c.every_nth_5xx.store(41, Ordering::SeqCst);
     c.expire_every_nth.store(11, Ordering::SeqCst);
     c.slow_ms.store(40, Ordering::SeqCst);
 
@@ -781,5 +783,31 @@ fn sync_converges_through_faults_without_duplicates() {
     let s = sync(&mut env);
     assert_eq!(s["target_calls"], 0, "{s}");
     assert_eq!(contents(&env.emu), expected);
+    env.assert_password_never_leaked();
+}
+
+#[test]
+fn a_sync_paced_at_the_quota_never_trips_the_per_second_quota() {
+    // The connection's budget is Clarizen's own quota, 25 requests/s, and the
+    // emulator enforces that quota over a fixed one-second window. 40 new
+    // users make well over 25 requests; the host paces them evenly (a burst
+    // of one), so no window ever holds 26. Without the host's limiter this
+    // sync sends them as fast as the emulator answers and trips the quota.
+    let mut env = setup(25);
+    let dir = Dir::new(1..=40, 1..=40);
+    dir.write(&env.directory);
+    let started = std::time::Instant::now();
+    let (ok, stdout, stderr) = env.run_with(&password(), &["sync", "clz", "--json"]);
+    let took = started.elapsed();
+    let requests = env.emu.log().len();
+    assert!(ok, "sync failed:\n{stderr}");
+    assert_eq!(
+        env.emu.quota_answers(),
+        0,
+        "{requests} requests in {took:?} tripped the quota: {stdout}"
+    );
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["failures"], 0, "{summary}");
+    assert_eq!(contents(&env.emu).len(), 40);
     env.assert_password_never_leaked();
 }

@@ -158,3 +158,110 @@ async fn precompiled_cache_is_used_and_tampering_is_detected() {
         "the recompiled artifact is cached again"
     );
 }
+
+// ------------------------------------------------ default-mapping bounds (issue 9 item 4)
+
+/// The plugin whose default `nickName` mapping is `Replace` nested eight
+/// deep (tests/plugins/evil-defaults) is refused when it loads, naming the
+/// mapping, its target and the limit.
+#[tokio::test]
+async fn oversized_default_mapping_is_refused_at_load() {
+    let rt = Runtime::new(None).unwrap();
+    let path = common::plugin("provisio_test_evil_defaults");
+    let e = rt.load_plugin("evil", &path, None).await.unwrap_err();
+    let PluginError::DefaultMapping { target, .. } = &e else {
+        panic!("expected a default-mapping refusal, got {e:?}");
+    };
+    assert_eq!(target.as_deref(), Some("nickName"));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("is refused: its default user mapping for 'nickName': Replace (column "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("max_value_bytes") && msg.contains("65536"),
+        "{msg}"
+    );
+    // The well-behaved plugin beside it still loads in the same runtime.
+    rt.load_plugin("m", &common::plugin("provisio_test_misbehave"), None)
+        .await
+        .unwrap();
+}
+
+/// `sync --dry-run` loads plugins the same way: the attack never reaches an
+/// evaluation (the review saw 45 s and 5.9 GB for two users).
+#[test]
+fn dry_run_refuses_the_oversized_default_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plugin, sha) = common::pinned("provisio_test_evil_defaults");
+    let config = dir.path().join("provisio.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[runtime]
+state_dir = "state"
+
+[plugins.evil]
+path = "{plugin}"
+sha256 = "{sha}"
+
+[sources.corp]
+path = "directory.json"
+
+[connections.evil]
+plugin = "evil"
+source = "corp"
+"#,
+            plugin = plugin.display()
+        ),
+    )
+    .unwrap();
+    let a = "a".repeat(3000);
+    std::fs::write(
+        dir.path().join("directory.json"),
+        format!(
+            r#"{{"users": [
+                {{"id": "u1", "userPrincipalName": "u1@x", "displayName": "{a}"}},
+                {{"id": "u2", "userPrincipalName": "u2@x", "displayName": "{a}"}}],
+              "groups": [],
+              "assignments": [
+                {{"principal": "u1", "connection": "evil"}},
+                {{"principal": "u2", "connection": "evil"}}]}}"#
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provisio"))
+        .arg("--config")
+        .arg(&config)
+        .args(["sync", "evil", "--dry-run"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "dry run succeeded:\n{stderr}");
+    assert!(
+        stderr.contains("default user mapping for 'nickName'")
+            && stderr.contains("max_value_bytes"),
+        "{stderr}"
+    );
+}
+
+/// The seed connectors' default mappings pass the same check (they load).
+#[tokio::test]
+async fn seed_connectors_default_mappings_pass_the_bounds_check() {
+    let rt = Runtime::new(None).unwrap();
+    for stem in [
+        "provisio_plugin_scim",
+        "provisio_plugin_zendesk",
+        "provisio_plugin_rfpio",
+        "provisio_plugin_zenya",
+        "provisio_plugin_replicon",
+        "provisio_plugin_clarizen",
+    ] {
+        let p = rt
+            .load_plugin(stem, &common::plugin(stem), None)
+            .await
+            .unwrap_or_else(|e| panic!("{stem}: {e}"));
+        provisio::mapping::check_defaults(&p.manifest).unwrap();
+    }
+}

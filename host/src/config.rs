@@ -7,6 +7,7 @@
 //! memory_mb = 64
 //! cpu_seconds = 10
 //! timeout_seconds = 60
+//! max_concurrent_calls = 8          # calls of one connection at once
 //!
 //! [plugins.scim]
 //! path = "plugins/provisio_plugin_scim.wasm"
@@ -192,6 +193,7 @@ struct RawLimits {
     log_records_per_second: Option<f64>,
     log_burst: Option<u32>,
     requests_per_second: Option<f64>,
+    max_concurrent_calls: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -537,6 +539,14 @@ fn apply_limits(base: Limits, raw: &RawLimits) -> Result<Limits, String> {
         }
         l.requests_per_second = r;
     }
+    if let Some(n) = raw.max_concurrent_calls {
+        if !(1..=64).contains(&n) {
+            return Err(format!(
+                "max_concurrent_calls must be between 1 and 64, got {n}"
+            ));
+        }
+        l.max_concurrent_calls = n;
+    }
     if let Some(b) = raw.log_burst {
         if b == 0 {
             return Err("log_burst must be at least 1".to_string());
@@ -791,6 +801,19 @@ impl Config {
                 Some(n) => n.into_inner(),
                 None => 4,
             };
+            // The operator's mappings get the same bounds check as a
+            // connector's defaults, before anything runs.
+            for (kind, overrides) in [("users", &c.mappings.users), ("groups", &c.mappings.groups)]
+            {
+                for o in overrides {
+                    if let Err(e) = crate::mapping::check_override(o) {
+                        return Err(ConfigError::General {
+                            path: path.to_path_buf(),
+                            message: format!("{field}.mappings.{kind}: {}", e.render()),
+                        });
+                    }
+                }
+            }
             connections.insert(
                 name.clone(),
                 ConnectionConfig {
@@ -1663,5 +1686,30 @@ max_per_hour = 5
     fn bad_toml_points_at_the_spot() {
         let e = parse("[plugins.scim\npath = 1").unwrap_err().to_string();
         assert!(e.starts_with("/etc/provisio/provisio.toml:1:"), "{e}");
+    }
+
+    // ------------------------------------------------ expression bounds (issue 9 item 4)
+
+    #[test]
+    fn oversized_mapping_overrides_are_refused_at_load() {
+        let mut e = "[x]".to_string();
+        for _ in 0..5 {
+            e = format!(r#"Replace({e}, "a", , , "aaaaaaaaaa", , )"#);
+        }
+        let text = format!(
+            "{}\n[[connections.demo.mappings.users]]\ntarget = \"nickName\"\nexpression = '{e}'\n",
+            good()
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("connections.demo.mappings.users"), "{err}");
+        assert!(
+            err.contains("'nickName'") && err.contains("max_value_bytes"),
+            "{err}"
+        );
+        let ok = format!(
+            "{}\n[[connections.demo.mappings.users]]\ntarget = \"nickName\"\nexpression = 'ToLower([x])'\n",
+            good()
+        );
+        parse(&ok).unwrap();
     }
 }

@@ -106,9 +106,9 @@ pub fn backoff(attempt: u32) -> std::time::Duration {
 fn retry_hint(e: &CallError) -> Option<Option<std::time::Duration>> {
     match e {
         CallError::Connector(ConnectorError::RateLimited { retry_after, .. }) => Some(*retry_after),
-        CallError::Connector(ConnectorError::Transient(_)) | CallError::Timeout { .. } => {
-            Some(None)
-        }
+        CallError::Connector(ConnectorError::Transient(_))
+        | CallError::Timeout { .. }
+        | CallError::Busy { .. } => Some(None),
         _ => None,
     }
 }
@@ -600,7 +600,7 @@ impl<'a> Executor<'a> {
                     }
                 ),
             ));
-            tracing::info!(connection = %self.name(), source_id = %p.desired.source_id, attempt, wait_ms = wait.as_millis() as u64, "retrying: {why}");
+            tracing::info!(connection = %self.name(), source_id = %p.desired.source_id, attempt, wait_ms = wait.as_millis() as u64, "retrying: {}", crate::untrusted::Untrusted::new(&why.to_string()).for_log());
             tokio::time::sleep(wait).await;
             attempt += 1;
         }

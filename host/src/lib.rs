@@ -15,6 +15,8 @@
 //!   log, a key-value cache; each enforces the operator's grant.
 //! - [`model`] holds the host-side domain types.
 //! - [`telemetry`] sets up logging with secret redaction on every line.
+//! - [`untrusted`] renders guest-supplied text safely for a terminal or a log
+//!   line (control characters, ANSI and bidi shown visibly, length capped).
 //! - [`notify`] tells operators about failed cycles, quarantine and held
 //!   deletions (webhook, email), de-duplicated and rate-limited.
 //! - [`cli`] is the `provisio` command.
@@ -37,3 +39,4 @@ pub mod scope;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+pub mod untrusted;

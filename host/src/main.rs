@@ -2,6 +2,9 @@
 
 use clap::Parser;
 
+/// Longest error printed, in bytes of escaped text.
+const MAX_ERROR_BYTES: usize = 16 * 1024;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = provisio::cli::Cli::parse();
@@ -9,7 +12,8 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The cause chain, without repeating a cause the message already
-            // quotes; through the redactor like every log line.
+            // quotes; through the redactor like every log line, then escaped
+            // and capped: an error may quote what a connector said.
             let mut text = String::new();
             for cause in e.chain().map(|c| c.to_string()) {
                 if !text.contains(&cause) {
@@ -20,6 +24,7 @@ async fn main() -> std::process::ExitCode {
                 }
             }
             let text = provisio::capabilities::secrets::redact(&text);
+            let text = provisio::untrusted::escape_capped(&text, MAX_ERROR_BYTES);
             eprintln!("error: {text}");
             std::process::ExitCode::FAILURE
         }

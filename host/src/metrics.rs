@@ -4,7 +4,7 @@
 //! One process-wide registry ([`metrics`]) that the parts record into where
 //! things happen: the scheduler (cycles, quarantine), the executor (actions,
 //! retries, rate-limited answers), the runtime (sandbox traps) and the HTTP
-//! capability (request latency). Every series is labelled with the
+//! capability (request latency, audit records dropped over budget). Every series is labelled with the
 //! connection, so one misbehaving vendor shows up on its own.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -63,6 +63,9 @@ pub struct Metrics {
     pub sandbox_traps: Family<StatusLabels, Counter>,
     /// Latency of each outbound HTTP request the connector made, in seconds.
     pub request_seconds: HistogramFamily,
+    /// Egress audit records not written because the connection exceeded its
+    /// audit budget (see [`crate::capabilities::audit`]).
+    pub audit_records_dropped: Family<ConnLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -108,6 +111,12 @@ impl Metrics {
             "Latency of the connector's outbound HTTP requests",
             request_seconds.clone(),
         );
+        let audit_records_dropped = Family::<ConnLabels, Counter>::default();
+        registry.register(
+            "audit_records_dropped",
+            "Egress audit records not written: over the connection's audit budget",
+            audit_records_dropped.clone(),
+        );
         Metrics {
             registry,
             cycles,
@@ -117,6 +126,7 @@ impl Metrics {
             quarantined,
             sandbox_traps,
             request_seconds,
+            audit_records_dropped,
         }
     }
 

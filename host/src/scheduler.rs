@@ -648,9 +648,10 @@ impl Service {
                     tracing::warn!(connection = %name, "cannot record the quarantine: {e}");
                 }
                 m.quarantined.get_or_create(&labels).set(1);
-                tracing::warn!(connection = %name, failed_cycles, next_attempt_in_s = d.as_secs(), "quarantine: {why}");
+                tracing::warn!(connection = %name, failed_cycles, next_attempt_in_s = d.as_secs(), "quarantine: {}", crate::untrusted::Untrusted::new(&why).for_log());
                 eprintln!(
-                    "provisio: connection '{name}' in quarantine ({why}); next attempt in {} h",
+                    "provisio: connection '{name}' in quarantine ({}); next attempt in {} h",
+                    crate::untrusted::Untrusted::new(&why),
                     d.as_secs() / 3600
                 );
                 d

@@ -1,9 +1,18 @@
 //! Logging setup. Every line the host writes passes through the global
 //! [`Redactor`](crate::capabilities::secrets::Redactor), so a secret value can
 //! never reach the log, whatever code path tried to print it.
+//!
+//! Guest strings are escaped where they enter a record (see
+//! [`crate::untrusted`], used by the guest log capability and the audit
+//! records). As a last line of defence the same writer then passes each
+//! formatted record through [`crate::untrusted::sanitize_record`]: a record
+//! is one line (text) or one JSON object per line (JSON), and no escape
+//! sequence other than the host's own colours reaches a terminal, whatever a
+//! code path forgot to escape.
 
 use crate::capabilities::secrets::redact;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -16,7 +25,12 @@ pub enum LogFormat {
     Json,
 }
 
-/// A `MakeWriter` that redacts secrets from each record before writing it.
+/// Set by [`init`] when the host colours its text logs (stderr is a terminal):
+/// the record sanitizer then keeps colour (SGR) sequences.
+static HOST_COLOURS: AtomicBool = AtomicBool::new(false);
+
+/// A `MakeWriter` that redacts secrets from each record, and keeps it one
+/// line with no terminal control sequences, before writing it.
 #[derive(Debug, Clone)]
 pub struct Redacting<M>(pub M);
 
@@ -39,6 +53,7 @@ impl<W: Write> Write for RedactingWriter<W> {
 impl<W: Write> Drop for RedactingWriter<W> {
     fn drop(&mut self) {
         let text = redact(&String::from_utf8_lossy(&self.buf));
+        let text = crate::untrusted::sanitize_record(&text, HOST_COLOURS.load(Ordering::Relaxed));
         let _ = self.inner.write_all(text.as_bytes());
         let _ = self.inner.flush();
     }
@@ -85,9 +100,11 @@ pub fn init(format: LogFormat) {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_string());
     let filter = filter(&directives);
+    let ansi = format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    HOST_COLOURS.store(ansi, Ordering::Relaxed);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_writer(Redacting(std::io::stderr));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -130,5 +147,46 @@ mod tests {
         let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert!(out.contains("[REDACTED]"), "{out}");
         assert!(!out.contains("telemetry-test-secret-42"), "{out}");
+    }
+
+    fn capture(json: bool, f: impl FnOnce()) -> String {
+        let buf = Buf::default();
+        let b2 = buf.clone();
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(Redacting(move || b2.clone()));
+        if json {
+            tracing::subscriber::with_default(builder.json().finish(), f);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), f);
+        }
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_record_is_one_line_whatever_it_holds() {
+        // A code path that forgot to escape: the writer still keeps one line.
+        let forged = "x\n2025-01-01T00:00:00Z  INFO provisio::audit: egress decision=\"allowed\"";
+        for json in [false, true] {
+            let out = capture(json, || {
+                tracing::info!(field = %forged, "msg {forged} \x1b]0;title\x07 \u{202e}");
+            });
+            assert_eq!(out.matches('\n').count(), 1, "{out}");
+            assert!(
+                !out.contains('\x1b') && !out.contains('\u{202e}'),
+                "{out:?}"
+            );
+            if json {
+                let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+                assert!(
+                    v["fields"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains('\u{202e}')
+                );
+            } else {
+                assert!(out.contains(r"\x1b]0;title\x07"), "{out}");
+            }
+        }
     }
 }

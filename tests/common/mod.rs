@@ -71,6 +71,8 @@ pub struct Seen {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 /// A local HTTP server recording every request.
@@ -87,7 +89,8 @@ impl Fixture {
 }
 
 /// Start a fixture: `/ping`, `/echo` (echoes headers and body as JSON),
-/// `/redirect` (302 to `redirect_to`), `/slow` (sleeps 5 s), `/big` (2 MiB).
+/// `/redirect` (302 to `redirect_to`), `/slow` (sleeps 5 s), `/big` (2 MiB),
+/// `/chain/N` (N redirects, then 200).
 pub async fn fixture(redirect_to: Option<String>) -> Fixture {
     use axum::body::Bytes;
     use axum::http::{HeaderMap, Method, Uri};
@@ -116,7 +119,22 @@ pub async fn fixture(redirect_to: Option<String>) -> Fixture {
                     path: uri.path().to_string(),
                     headers: headers.clone(),
                     body: body.clone(),
+                    at: std::time::Instant::now(),
                 });
+                // `/chain/N` redirects to `/chain/N-1`; `/chain/0` answers 200.
+                if let Some(n) = uri.path().strip_prefix("/chain/") {
+                    return match n.parse::<u32>() {
+                        Ok(0) => "end of chain".into_response(),
+                        Ok(n) => (
+                            axum::http::StatusCode::FOUND,
+                            [("location", format!("/chain/{}", n - 1))],
+                        )
+                            .into_response(),
+                        Err(_) => {
+                            (axum::http::StatusCode::BAD_REQUEST, "bad chain").into_response()
+                        }
+                    };
+                }
                 match uri.path() {
                     "/ping" => "pong".into_response(),
                     "/echo" => axum::Json(serde_json::json!({"headers": headers, "body": body}))

@@ -9,6 +9,7 @@
 mod common;
 
 // One module per class of attack (issue 9); each adds its tests there.
+mod budget;
 mod egress;
 mod hygiene;
 mod resources;

@@ -142,7 +142,7 @@ async fn auth(
             } else {
                 "wrong bearer token"
             };
-            tracing::warn!(path = %req.uri().path(), "admin API: {msg}");
+            tracing::warn!(path = %crate::untrusted::Untrusted::new(req.uri().path()).for_log(), "admin API: {}", crate::untrusted::Untrusted::new(msg).for_log());
             let mut r = ApiError(StatusCode::UNAUTHORIZED, msg.into()).into_response();
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

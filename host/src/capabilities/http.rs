@@ -17,7 +17,10 @@
 //!    (`{ origin = "...", private = true }`);
 //! 2. resolves every secret reference through [`GrantedSecrets`], which refuses
 //!    ungranted names and hosts a secret is not bound to;
-//! 3. sends with a timeout, reads at most `max_response_bytes` of the body;
+//! 3. takes a token of the connection's request budget
+//!    ([`super::ratelimit`]; a host-made 429 when the budget is paused longer
+//!    than [`max_budget_wait`]), sends with a timeout, reads at most
+//!    `max_response_bytes` of the body;
 //! 4. scrubs the secret values it substituted from the response before the
 //!    guest sees it (a server that echoes the token cannot leak it);
 //! 5. writes one audit record (`target: provisio::audit`): decision, method,
@@ -421,6 +424,8 @@ pub struct HttpPolicy {
     pub max_redirects: usize,
     /// The connection's request budget (shared by all its calls).
     pub limiter: std::sync::Arc<super::ratelimit::RateLimiter>,
+    /// Longest one hop waits for the budget ([`max_budget_wait`]).
+    pub max_budget_wait: Duration,
     /// The conformance kit's hook (never set from configuration).
     pub interceptor: Option<Interceptor>,
 }
@@ -569,6 +574,21 @@ impl HttpClient {
         let (request, used) = self
             .prepare(policy, method, (url, raw), request, body)
             .map_err(|e| (e, None))?;
+        // Every hop that passed the policy spends one token of the
+        // connection's budget (a refused request is never sent, so it costs
+        // none).
+        if let Err(wait) = policy.limiter.acquire_within(policy.max_budget_wait).await {
+            tracing::info!(
+                target: "provisio::audit",
+                connection = %policy.connection,
+                decision = "throttled",
+                method = method_str(method),
+                origin = %origin_of(url),
+                wait_ms = wait.as_millis() as u64,
+                "request held back: the connection's request budget is paused"
+            );
+            return Ok((budget_429(wait), used, None));
+        }
         let fault = policy
             .interceptor
             .as_ref()
@@ -687,6 +707,36 @@ impl HttpClient {
             headers,
             body,
         })
+    }
+}
+
+/// Longest a request waits for the connection's budget inside a call of
+/// wall-clock limit `wall_time`: half of it, at most 30 s. Past it the guest
+/// gets [`budget_429`] instead, so a long pause (a target's `Retry-After`)
+/// is sat out between calls, not inside one call's wall time.
+pub fn max_budget_wait(wall_time: Duration) -> Duration {
+    (wall_time / 2).min(Duration::from_secs(30))
+}
+
+/// Header marking a 429 the host made itself (the request was never sent).
+pub const HOST_THROTTLED_HEADER: &str = "x-provisio-throttled";
+
+/// The 429 the host answers when the connection's budget is paused for
+/// longer than [`HttpPolicy::max_budget_wait`]: the request was not sent.
+fn budget_429(wait: Duration) -> InboundResponse {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    InboundResponse {
+        status: 429,
+        headers: vec![
+            ("retry-after".to_string(), secs.to_string()),
+            (HOST_THROTTLED_HEADER.to_string(), "budget".to_string()),
+            ("content-type".to_string(), "application/json".to_string()),
+        ],
+        body: format!(
+            "{{\"error\":\"the connection's request budget is paused for {secs} s; \
+             the request was not sent\"}}"
+        )
+        .into_bytes(),
     }
 }
 
@@ -834,6 +884,12 @@ fn method_str(m: Method) -> &'static str {
     }
 }
 
+/// The guest-controlled parts of an audit record, escaped and capped.
+fn audit_text(text: &str, max: usize) -> String {
+    crate::untrusted::escape_for_log(text, max)
+}
+
+/// One audit record of an answered hop, if the connection's audit budget allows.
 #[allow(clippy::too_many_arguments)]
 fn audit_allowed(
     policy: &HttpPolicy,
@@ -844,17 +900,21 @@ fn audit_allowed(
     ms: u64,
     hop: usize,
 ) {
+    use super::audit::{AuditKind, MAX_PATH_BYTES, admit};
     crate::metrics::metrics()
         .request_seconds
         .get_or_create(&crate::metrics::conn(&policy.connection))
         .observe(ms as f64 / 1000.0);
+    if !admit(&policy.connection, AuditKind::Allowed) {
+        return;
+    }
     tracing::info!(
         target: "provisio::audit",
         connection = %policy.connection,
         decision = "allowed",
         method = method_str(method),
-        origin = %origin_of(url),
-        path = url.path(),
+        origin = %audit_text(&origin_of(url), MAX_PATH_BYTES),
+        path = audit_text(url.path(), MAX_PATH_BYTES).as_str(),
         status,
         bytes,
         ms,
@@ -863,25 +923,30 @@ fn audit_allowed(
     );
 }
 
+/// One audit record of a denied or failed hop, if the connection's audit budget allows.
 fn audit_failure(policy: &HttpPolicy, method: Method, url: &Url, e: &HttpError, ms: u64) {
-    let decision = if matches!(e, HttpError::Denied(_)) {
-        "denied"
+    use super::audit::{AuditKind, MAX_PATH_BYTES, MAX_REASON_BYTES, admit};
+    let (decision, kind) = if matches!(e, HttpError::Denied(_)) {
+        ("denied", AuditKind::Denied)
     } else {
         crate::metrics::metrics()
             .request_seconds
             .get_or_create(&crate::metrics::conn(&policy.connection))
             .observe(ms as f64 / 1000.0);
-        "failed"
+        ("failed", AuditKind::Failed)
     };
+    if !admit(&policy.connection, kind) {
+        return;
+    }
     tracing::warn!(
         target: "provisio::audit",
         connection = %policy.connection,
         decision,
         method = method_str(method),
-        origin = %origin_of(url),
-        path = url.path(),
+        origin = %audit_text(&origin_of(url), MAX_PATH_BYTES),
+        path = audit_text(url.path(), MAX_PATH_BYTES).as_str(),
         ms,
-        reason = %e,
+        reason = audit_text(&e.to_string(), MAX_REASON_BYTES).as_str(),
         "egress"
     );
 }
@@ -1062,6 +1127,7 @@ mod tests {
             max_response_bytes: 1 << 20,
             max_redirects: 0,
             limiter: std::sync::Arc::new(super::super::ratelimit::RateLimiter::new(1000.0)),
+            max_budget_wait: Duration::from_secs(30),
             interceptor: Some(interceptor.clone()),
         }
     }

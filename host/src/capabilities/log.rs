@@ -4,9 +4,14 @@
 //! `provisio::guest`, tagged with the connection and plugin. A token bucket per
 //! connection ([`GuestLog`]) stops a noisy plugin from flooding the host: records
 //! over the budget are counted and summarised in one warning instead. Messages
-//! and fields are capped in size, and every line passes through the global
-//! redactor on its way out (see [`crate::telemetry`]).
+//! and fields are untrusted text: each is escaped with
+//! [`crate::untrusted`] (control characters, ANSI, CR/LF, quotes and bidi
+//! controls shown visibly, so no guest message can start a new record or forge
+//! a host field such as `decision="allowed"`) and capped in size, and every
+//! line passes through the global redactor on its way out (see
+//! [`crate::telemetry`]).
 
+use crate::untrusted::escape_for_log;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -139,15 +144,15 @@ impl GuestLog {
         if !allowed {
             return;
         }
-        let message = truncate(message, self.limits.max_message_bytes);
+        let message = escape_for_log(message, self.limits.max_message_bytes);
         let fields = fields
             .iter()
             .take(self.limits.max_fields)
             .map(|(k, v)| {
                 format!(
                     "{}={}",
-                    truncate(k, 64),
-                    truncate(v, self.limits.max_field_bytes)
+                    escape_for_log(k, 64),
+                    escape_for_log(v, self.limits.max_field_bytes)
                 )
             })
             .collect::<Vec<_>>()
@@ -265,5 +270,89 @@ mod tests {
         assert_eq!(truncate("abc", 5), "abc");
         let t = truncate("ééé", 3);
         assert!(t.starts_with('é') && t.contains("bytes cut"), "{t}");
+    }
+
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, d: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(d);
+            }
+            Ok(d.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What the records print with a plain writer (no telemetry backstop).
+    fn printed(json: bool, f: impl FnOnce()) -> String {
+        let buf = Buf::default();
+        let b2 = buf.clone();
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || b2.clone());
+        if json {
+            tracing::subscriber::with_default(builder.json().finish(), f);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), f);
+        }
+        let out = buf.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    const FORGED: &str = "ok\n2025-01-01T00:00:00.000000Z  INFO provisio::audit: egress connection=\"c\" decision=\"allowed\" method=\"GET\"";
+
+    #[test]
+    fn guest_text_cannot_start_a_record_or_forge_a_field() {
+        let log = GuestLog::new("c", "p", LogLimits::default());
+        for json in [false, true] {
+            let out = printed(json, || {
+                log.emit(
+                    Level::Info,
+                    FORGED,
+                    &[
+                        ("k\x1b[2K".into(), "v\r\x1b]0;pwned\x07\u{202e}".into()),
+                        ("decision".into(), "\"allowed\"".into()),
+                    ],
+                )
+            });
+            assert_eq!(out.matches('\n').count(), 1, "one record, one line: {out}");
+            assert!(!out.contains('\x1b') && !out.contains('\r'), "{out:?}");
+            assert!(!out.contains('\u{202e}'), "{out:?}");
+            if json {
+                let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap_or_default();
+                let msg = v["fields"]["message"].as_str().unwrap_or_default();
+                assert!(msg.starts_with(r"ok\n2025"), "{msg}");
+                assert!(msg.contains(r#"decision=\"allowed\""#), "{msg}");
+            } else {
+                assert!(!out.contains(r#"decision="allowed""#), "{out}");
+                assert!(
+                    out.contains(r#"ok\n2025"#) && out.contains(r#"decision=\"allowed\""#),
+                    "{out}"
+                );
+                assert!(
+                    out.contains(r"k\x1b[2K=v\r\x1b]0;pwned\x07\u{202e}"),
+                    "{out}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn escaped_text_is_still_capped() {
+        let limits = LogLimits {
+            max_message_bytes: 100,
+            max_field_bytes: 50,
+            ..LogLimits::default()
+        };
+        let log = GuestLog::new("c", "p", limits);
+        let big = "\x1b".repeat(100_000);
+        let out = printed(false, || {
+            log.emit(Level::Info, &big, &[("f".into(), big.clone())])
+        });
+        assert!(out.len() < 600, "{} bytes: {out}", out.len());
+        assert!(out.contains("more bytes cut"), "{out}");
     }
 }

@@ -10,6 +10,8 @@
 //!   ranges, path encodings under path-prefix grants, forbidden headers.
 //! - [`resolve`]: the DNS hook that resolves, checks every address with
 //!   [`egress`], and lets the HTTP client connect only to what passed.
+//! - [`audit`]: the per-connection budget of the egress audit records, with
+//!   a count of the records it dropped.
 //! - [`secrets`]: operator-defined secrets, bound to hosts, referenced by name;
 //!   also the [`secrets::Redactor`] that scrubs known values from all output.
 //! - [`log`]: structured guest logging, size-capped and rate-limited.
@@ -17,6 +19,7 @@
 //! - [`intercept`]: a hook reachable only from Rust code (the conformance kit)
 //!   that records every HTTP hop and injects faults (a lost response, a 429).
 
+pub mod audit;
 pub mod egress;
 pub mod http;
 pub mod intercept;

@@ -1,8 +1,14 @@
 //! The per-connection request budget.
 //!
-//! Every HTTP request a connector makes first takes a token from its
-//! connection's [`RateLimiter`]: a token bucket refilled at the configured rate
-//! (default 25 requests/s, what Entra asks gallery apps to sustain). When the
+//! Every HTTP request a connector makes — each redirect hop and each list page
+//! included — first takes a token from its connection's [`RateLimiter`]
+//! ([`super::http::HttpClient::send`] calls [`RateLimiter::acquire_within`]
+//! before every hop): a token bucket refilled at the configured rate (default
+//! 25 requests/s, what Entra asks gallery apps to sustain). The bucket holds
+//! [`burst_for`] tokens, one up to 100 requests/s, so requests are paced
+//! evenly and no one-second window ever holds more than the configured rate
+//! (a strict per-second vendor quota such as Clarizen's 25/s is never
+//! tripped by a connection configured at that quota). When the
 //! target answers 429 the limiter adapts: all requests of the connection pause
 //! until the `Retry-After` the target gave (exactly), and the rate is halved;
 //! it then recovers additively, one request/s per second of success, back to
@@ -23,6 +29,7 @@ struct State {
     rate: f64,
     paused_until: Option<Instant>,
     throttled: u64,
+    host_throttled: u64,
 }
 
 /// A connection's request budget, shared by all its calls.
@@ -34,10 +41,10 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter of `rate` requests per second (burst: one second's worth, at least 1).
+    /// A limiter of `rate` requests per second, holding [`burst_for`] tokens.
     pub fn new(rate: f64) -> Self {
-        let rate = rate.max(MIN_RATE);
-        let burst = rate.max(1.0);
+        let rate = if rate.is_finite() { rate } else { MIN_RATE }.max(MIN_RATE);
+        let burst = burst_for(rate);
         RateLimiter {
             configured: rate,
             burst,
@@ -47,6 +54,7 @@ impl RateLimiter {
                 rate,
                 paused_until: None,
                 throttled: 0,
+                host_throttled: 0,
             }),
         }
     }
@@ -59,6 +67,15 @@ impl RateLimiter {
     /// How many times the target throttled this connection.
     pub fn throttled(&self) -> u64 {
         self.state.lock().map(|s| s.throttled).unwrap_or(0)
+    }
+
+    /// How many throttling events this connection saw, the target's and the
+    /// host's own ([`RateLimiter::acquire_within`] giving up) together.
+    pub fn throttle_events(&self) -> u64 {
+        self.state
+            .lock()
+            .map(|s| s.throttled + s.host_throttled)
+            .unwrap_or(0)
     }
 
     /// How long to wait before a request may go; takes the token when zero.
@@ -100,6 +117,50 @@ impl RateLimiter {
         }
     }
 
+    /// Wait for a token, but not longer than `limit`: `Ok(waited)` once the
+    /// token is taken, or `Err(wait)` without waiting at all when the next
+    /// token is further away than `limit` (a pause after the target's 429,
+    /// or a very low rate). The caller then answers the guest with a
+    /// host-made 429 carrying `Retry-After: wait`, so a call never sits out a
+    /// long pause inside its own wall-clock limit.
+    pub async fn acquire_within(&self, limit: Duration) -> Result<Duration, Duration> {
+        let started = Instant::now();
+        loop {
+            let wait = self.peek();
+            if started.elapsed() + wait > limit {
+                if let Ok(mut s) = self.state.lock() {
+                    s.host_throttled += 1;
+                }
+                return Err(wait);
+            }
+            let wait = self.reserve();
+            if wait.is_zero() {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// How long until a token is available, without taking one.
+    fn peek(&self) -> Duration {
+        let Ok(s) = self.state.lock() else {
+            return Duration::ZERO;
+        };
+        let now = Instant::now();
+        if let Some(until) = s.paused_until
+            && until > now
+        {
+            return until - now;
+        }
+        let elapsed = now.duration_since(s.last).as_secs_f64();
+        let tokens = (s.tokens + elapsed * s.rate).min(self.burst);
+        if tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - tokens) / s.rate)
+        }
+    }
+
     /// The target throttled us: pause every request of the connection for
     /// `retry_after` (or one second when it did not say), and halve the rate.
     pub fn throttle(&self, retry_after: Option<Duration>) {
@@ -119,6 +180,14 @@ impl RateLimiter {
             s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
         }
     }
+}
+
+/// Tokens a bucket of `rate` requests/s holds: one up to 100 requests/s (even
+/// pacing; a fixed or sliding one-second window never sees more than `rate`
+/// requests), then a hundredth of the rate so very high budgets are not held
+/// back by timer granularity.
+pub fn burst_for(rate: f64) -> f64 {
+    (rate / 100.0).floor().max(1.0)
 }
 
 /// Parse `Retry-After` (seconds or an HTTP date) into a delay.
@@ -171,16 +240,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn burst_then_paced() {
+    fn paced_from_the_first_request() {
         let l = RateLimiter::new(10.0);
-        for _ in 0..10 {
-            assert_eq!(l.reserve(), Duration::ZERO);
-        }
+        assert_eq!(l.reserve(), Duration::ZERO);
         let wait = l.reserve();
         assert!(
             wait > Duration::from_millis(50) && wait <= Duration::from_millis(100),
-            "{wait:?}"
+            "the second request waits a tenth of a second: {wait:?}"
         );
+    }
+
+    #[test]
+    fn bursts_are_small() {
+        assert_eq!(burst_for(0.5), 1.0);
+        assert_eq!(burst_for(25.0), 1.0);
+        assert_eq!(burst_for(100.0), 1.0);
+        assert_eq!(burst_for(1000.0), 10.0);
+        assert_eq!(RateLimiter::new(f64::NAN).rate(), MIN_RATE);
+    }
+
+    #[tokio::test]
+    async fn acquire_within_gives_up_on_long_pauses() {
+        let l = RateLimiter::new(25.0);
+        assert!(l.acquire_within(Duration::from_secs(1)).await.is_ok());
+        l.throttle(Some(Duration::from_secs(30)));
+        let before = l.throttle_events();
+        let t = Instant::now();
+        let wait = l
+            .acquire_within(Duration::from_secs(1))
+            .await
+            .expect_err("a 30 s pause is longer than the 1 s limit");
+        assert!(wait > Duration::from_secs(29), "{wait:?}");
+        assert!(t.elapsed() < Duration::from_millis(500), "gave up at once");
+        assert_eq!(l.throttle_events(), before + 1);
     }
 
     #[test]
@@ -227,15 +319,15 @@ mod tests {
 
     #[tokio::test]
     async fn acquire_never_exceeds_the_budget() {
-        // 30 requests at 20/s with a burst of 20: at least 0.5 s (a lower bound,
+        // 11 requests at 20/s with a burst of 1: at least 0.5 s (a lower bound,
         // which a loaded machine cannot break).
         let l = RateLimiter::new(20.0);
         let t = Instant::now();
-        for _ in 0..30 {
+        for _ in 0..11 {
             l.acquire().await;
         }
         assert!(
-            t.elapsed() >= Duration::from_millis(480),
+            t.elapsed() >= Duration::from_millis(490),
             "{:?}",
             t.elapsed()
         );

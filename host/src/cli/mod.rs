@@ -3,6 +3,13 @@
 //! Object commands read a flat JSON object of attributes (`--json`, `--file`, or
 //! standard input) and print JSON on standard output; logs and errors go to
 //! standard error, redacted.
+//!
+//! Everything a connector, a target or a source said is untrusted: the CLI
+//! renders it through [`crate::untrusted`] (text escaped so that control
+//! characters, ANSI sequences, CR/LF and bidi controls show visibly; JSON
+//! through [`crate::untrusted::json_safe`]), so nothing printed can act on
+//! the operator's terminal or forge a line. `plugin inspect` labels the
+//! manifest's name, vendor and description as the plugin's own claims.
 
 pub mod service;
 pub mod sync;
@@ -11,6 +18,7 @@ use crate::config::Config;
 use crate::model::{Attribute, ObjectKind, Value, attributes_from_json};
 use crate::runtime::{CallError, Connection, Plugin, Runtime};
 use crate::telemetry::{self, LogFormat};
+use crate::untrusted::{Untrusted, json_safe};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
@@ -289,7 +297,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::TestConnection { connection } => {
             let conn = open(&cli.config, &connection).await?;
             let detail = conn.test_connection().await.map_err(call_err)?;
-            println!("connection '{connection}' OK: {detail}");
+            println!("connection '{connection}' OK: {}", Untrusted::new(&detail));
             Ok(())
         }
         Command::User(cmd) => object(&cli.config, ObjectKind::User, cmd).await,
@@ -395,8 +403,9 @@ fn call_err(e: CallError) -> anyhow::Error {
     anyhow::anyhow!("[{}] {e}", e.code())
 }
 
-fn print_json(v: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+/// Print `v` as pretty JSON, with the characters a terminal acts on escaped.
+pub(crate) fn print_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", json_safe(&serde_json::to_string_pretty(v)?));
     Ok(())
 }
 
@@ -595,16 +604,47 @@ pub fn inspect_json(p: &Plugin) -> serde_json::Value {
     })
 }
 
+/// The label `plugin inspect` puts on what the manifest says about itself.
+pub const CLAIMED: &str = "(claimed by the plugin, not verified)";
+
 /// The inspect report as text.
+///
+/// Every string from the manifest and the component's imports and exports
+/// is the plugin's own and is shown escaped ([`Untrusted`]): escape codes in
+/// a description cannot move the cursor to hide the declared hosts.
 pub fn inspect_text(p: &Plugin) -> String {
+    inspect_render(
+        &p.path.display().to_string(),
+        p.size,
+        &p.sha256,
+        &p.contract,
+        &p.manifest,
+        &p.imports,
+        &p.exports,
+    )
+}
+
+/// [`inspect_text`] from its parts.
+pub fn inspect_render(
+    path: &str,
+    size: u64,
+    sha256: &str,
+    contract: &str,
+    m: &crate::model::Manifest,
+    imports: &[String],
+    exports: &[String],
+) -> String {
     use std::fmt::Write;
-    let m = &p.manifest;
+    let u = Untrusted::new;
     let mut s = String::new();
-    let _ = writeln!(s, "{} {} by {}", m.name, m.version, m.vendor);
-    let _ = writeln!(s, "  {}", m.description);
-    let _ = writeln!(s, "file:      {} ({} bytes)", p.path.display(), p.size);
-    let _ = writeln!(s, "sha256:    {}", p.sha256);
-    let _ = writeln!(s, "contract:  provisio:connector@{}", p.contract);
+    let _ = writeln!(s, "name:      {}  {CLAIMED}", u(&m.name));
+    let _ = writeln!(s, "version:   {}  {CLAIMED}", u(&m.version));
+    let _ = writeln!(s, "vendor:    {}  {CLAIMED}", u(&m.vendor));
+    let _ = writeln!(s, "description {CLAIMED}:");
+    let _ = writeln!(s, "  {}", u(&m.description));
+    let _ = writeln!(s, "file:      {} ({size} bytes)", u(path));
+    let _ = writeln!(s, "sha256:    {sha256}");
+    let _ = writeln!(s, "contract:  provisio:connector@{}", u(contract));
     let caps: Vec<String> = m
         .capabilities
         .iter()
@@ -615,10 +655,14 @@ pub fn inspect_text(p: &Plugin) -> String {
                 .unwrap_or_default()
         })
         .collect();
-    let _ = writeln!(s, "capabilities: {}", caps.join(", "));
+    let _ = writeln!(
+        s,
+        "capabilities: {}",
+        crate::untrusted::escape(&caps.join(", "))
+    );
     let _ = writeln!(s, "declared hosts:");
     for h in &m.hosts {
-        let _ = writeln!(s, "  {h}");
+        let _ = writeln!(s, "  {}", u(h));
     }
     let _ = writeln!(s, "settings:");
     for x in &m.settings {
@@ -626,14 +670,14 @@ pub fn inspect_text(p: &Plugin) -> String {
         let def = x
             .default_value
             .as_deref()
-            .map(|d| format!(", default {d}"))
+            .map(|d| format!(", default {}", u(d)))
             .unwrap_or_default();
-        let _ = writeln!(s, "  {} ({req}{def}): {}", x.name, x.description);
+        let _ = writeln!(s, "  {} ({req}{def}): {}", u(&x.name), u(&x.description));
     }
     let _ = writeln!(s, "secrets (by reference only):");
     for x in &m.secrets {
         let req = if x.required { "required" } else { "optional" };
-        let _ = writeln!(s, "  {} ({req}): {}", x.name, x.description);
+        let _ = writeln!(s, "  {} ({req}): {}", u(&x.name), u(&x.description));
     }
     for (title, maps) in [
         ("user mappings", &m.user_mappings),
@@ -648,16 +692,61 @@ pub fn inspect_text(p: &Plugin) -> String {
                 .matching_precedence
                 .map(|p| format!("  [matching {p}]"))
                 .unwrap_or_default();
-            let _ = writeln!(s, "  {:<45} <- {}{matching}", x.target, x.source);
+            let _ = writeln!(
+                s,
+                "  {:<45} <- {}{matching}",
+                u(&x.target).to_string(),
+                u(&x.source)
+            );
         }
     }
     let _ = writeln!(s, "imports:");
-    for i in &p.imports {
-        let _ = writeln!(s, "  {i}");
+    for i in imports {
+        let _ = writeln!(s, "  {}", u(i));
     }
     let _ = writeln!(s, "exports:");
-    for e in &p.exports {
-        let _ = writeln!(s, "  {e}");
+    for e in exports {
+        let _ = writeln!(s, "  {}", u(e));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Manifest;
+
+    #[test]
+    fn inspect_marks_claims_and_shows_escape_codes_visibly() {
+        let hide = "\x1b[3A\x1b[J\r";
+        let m = Manifest {
+            name: format!("okta{hide}"),
+            version: "1.0\u{202e}".into(),
+            description: format!("Trusted connector{hide}\x1b]0;title\x07"),
+            vendor: "Okta, Inc.\x1b[8m".into(),
+            capabilities: Vec::new(),
+            settings: Vec::new(),
+            secrets: Vec::new(),
+            hosts: vec![
+                "https://*.okta.com".into(),
+                format!("https://exfil.example{hide}"),
+            ],
+            user_mappings: Vec::new(),
+            group_mappings: Vec::new(),
+        };
+        let text = inspect_render("p.wasm", 1, "ab", "0.1.0", &m, &["i\x1b".into()], &[]);
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+        assert!(!text.contains('\u{202e}'), "{text:?}");
+        for needle in [
+            r"name:      okta\x1b[3A\x1b[J\r  (claimed by the plugin, not verified)",
+            r"vendor:    Okta, Inc.\x1b[8m  (claimed by the plugin, not verified)",
+            r"version:   1.0\u{202e}",
+            "description (claimed by the plugin, not verified):",
+            r"  Trusted connector\x1b[3A\x1b[J\r\x1b]0;title\x07",
+            r"  https://exfil.example\x1b[3A\x1b[J\r",
+            r"  i\x1b",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
 }

@@ -67,13 +67,9 @@ pub async fn status(config_path: &Path, connection: Option<String>, json: bool) 
         }
     };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"service_running": running, "connections": statuses})
-            )?
+        return super::print_json(
+            &serde_json::json!({"service_running": running, "connections": statuses}),
         );
-        return Ok(());
     }
     if !running {
         println!("the service is not running (showing what the state store remembers)");
@@ -82,11 +78,10 @@ pub async fn status(config_path: &Path, connection: Option<String>, json: bool) 
     Ok(())
 }
 
+/// A string of a status, escaped: names, reasons and errors may quote what a
+/// connector said.
 fn text(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or("-")
-        .to_string()
+    crate::untrusted::escape(v.get(key).and_then(Value::as_str).unwrap_or("-"))
 }
 
 /// Statuses as a table for people.
@@ -127,7 +122,7 @@ pub fn render(statuses: &[Value]) -> String {
                 .and_then(Value::as_object)
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| format!("{k} {v}"))
+                        .map(|(k, v)| format!("{} {v}", crate::untrusted::escape(k)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 })
@@ -153,7 +148,11 @@ pub fn render(statuses: &[Value]) -> String {
             );
         }
         if let Some(e) = c.get("last_error").and_then(Value::as_str) {
-            let _ = writeln!(s, "    last attempt could not run: {e}");
+            let _ = writeln!(
+                s,
+                "    last attempt could not run: {}",
+                crate::untrusted::Untrusted::new(e)
+            );
         }
     }
     s

@@ -1,5 +1,9 @@
 //! CLI commands of the sync engine: `sync`, `provision`, `logs`,
 //! `mapping test` and `staged`.
+//!
+//! Target ids, errors, step details, attribute values and source names are
+//! untrusted text: every rendering here escapes them with
+//! [`crate::untrusted`] (stored records keep them as received).
 
 use crate::config::Config;
 use crate::cycle::{Cycle, Plan, SyncSettings, detail};
@@ -12,6 +16,7 @@ use crate::source::{DirectorySource, Source};
 use crate::store::{
     Decision, LogQuery, LogRecord, StagedSelection, Store, export_csv, export_json,
 };
+use crate::untrusted::{Untrusted, escape, json_safe};
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use std::collections::BTreeMap;
@@ -152,7 +157,7 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
     if dry_run {
         let plan = cycle.plan()?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&plan.to_json())?);
+            super::print_json(&plan.to_json())?;
         } else {
             print!("{}", render_plan(name, &plan));
         }
@@ -173,7 +178,7 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", json_safe(&serde_json::to_string_pretty(&summary)?));
         return Ok(());
     }
     println!(
@@ -258,21 +263,21 @@ pub fn render_plan(name: &str, plan: &Plan) -> String {
             "  {:<8} {:<5} {:<36} {}",
             p.action.name(),
             p.desired.kind.to_string(),
-            p.desired.display,
-            detail(p)
+            escape(&p.desired.display),
+            Untrusted::new(&detail(p))
         );
     }
     for m in &plan.memberships {
         let _ = writeln!(
             s,
             "  members  group {:<30} +{} -{}",
-            m.group,
+            escape(&m.group),
             m.add.len(),
             m.remove.len()
         );
     }
     for i in &plan.issues {
-        let _ = writeln!(s, "  invalid  {i}");
+        let _ = writeln!(s, "  invalid  {}", Untrusted::new(&i.to_string()));
     }
     let unchanged = plan
         .objects
@@ -303,7 +308,11 @@ pub async fn provision(config: &Path, name: &str, kind: ObjectKind, id: &str) ->
             .iter()
             .find(|p| p.desired.kind == kind && p.desired.source_id == id)
         {
-            println!("{kind} '{}': {}", p.desired.display, detail(p));
+            println!(
+                "{kind} '{}': {}",
+                Untrusted::new(&p.desired.display),
+                Untrusted::new(&detail(p))
+            );
         }
         return Ok(());
     }
@@ -370,16 +379,19 @@ pub async fn provision_records(
     })?)
 }
 
-/// One log record, Entra's on-demand view.
+/// One log record, Entra's on-demand view. Every stored string is shown
+/// escaped ([`Untrusted`]): a target id or an error from the connector cannot
+/// forge a step line or act on the terminal.
 pub fn render_record(r: &LogRecord) -> String {
+    let u = Untrusted::new;
     let mut s = String::new();
     let _ = writeln!(
         s,
         "{} {} '{}' -> {}: {}",
         r.kind,
         r.action.as_str(),
-        r.source_display.as_deref().unwrap_or("-"),
-        r.target_id.as_deref().unwrap_or("-"),
+        u(r.source_display.as_deref().unwrap_or("-")),
+        u(r.target_id.as_deref().unwrap_or("-")),
         r.status.as_str()
     );
     for st in &r.steps {
@@ -388,7 +400,7 @@ pub fn render_record(r: &LogRecord) -> String {
             "  {:<22} {:<8} {}",
             st.step.as_str(),
             st.status.as_str(),
-            st.detail
+            u(&st.detail)
         );
     }
     for m in &r.modified {
@@ -400,13 +412,13 @@ pub fn render_record(r: &LogRecord) -> String {
         let _ = writeln!(
             s,
             "  modified {:<40} {} -> {}",
-            m.name,
-            show(&m.old),
-            show(&m.new)
+            escape(&m.name),
+            escape(&show(&m.old)),
+            escape(&show(&m.new))
         );
     }
     if let (Some(c), Some(reason)) = (&r.error_code, &r.error_reason) {
-        let _ = writeln!(s, "  error {c}: {reason}");
+        let _ = writeln!(s, "  error {}: {}", u(c), u(reason));
     }
     s
 }
@@ -441,12 +453,17 @@ pub fn logs(
         ..LogQuery::default()
     };
     let records = store.query_logs(&query)?;
+    let u = Untrusted::new;
     match format {
         LogFormat::Json => println!("{}", export_json(&records)?),
         LogFormat::Csv => print!("{}", export_csv(&records)?),
         LogFormat::Table => {
             for r in records.iter().rev() {
-                println!("{} cycle {}", r.time, r.cycle_id.as_deref().unwrap_or("-"));
+                println!(
+                    "{} cycle {}",
+                    u(&r.time),
+                    u(r.cycle_id.as_deref().unwrap_or("-"))
+                );
                 print!("{}", render_record(r));
             }
             if records.is_empty() {
@@ -512,9 +529,9 @@ pub async fn staged(config: &Path, cmd: StagedCommand) -> Result<()> {
                     s.id,
                     s.action.as_str(),
                     s.kind,
-                    s.source_id,
-                    s.target_id,
-                    s.reason
+                    Untrusted::new(&s.source_id),
+                    Untrusted::new(&s.target_id),
+                    Untrusted::new(&s.reason)
                 );
             }
             return Ok(());

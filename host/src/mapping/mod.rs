@@ -23,6 +23,15 @@
 //!   result, error or reason for being skipped, for `provisio mapping test`;
 //!   [`ExplainTable`] renders that report.
 //!
+//! Bounds: every expression runs under [`expr::Limits`] (a size per value, a
+//! total per evaluation, a step budget) whoever wrote it, and [`compile`]
+//! refuses an expression whose worst case, bounded from its syntax tree
+//! ([`expr::Expr::check_limits`]), exceeds them. [`check_defaults`] runs the
+//! same check on a connector's default mappings when its plugin loads (and
+//! caps how many it may declare), and [`check_override`] on each of the
+//! operator's overrides when the configuration loads, so neither can reach a
+//! sync, a dry run included.
+//!
 //! Values of redacted mappings (`redact = true`, or an expression containing
 //! `Redact(...)`) are listed in [`MappedObject::redacted`] so logs show
 //! `[REDACTED]` instead.
@@ -31,8 +40,8 @@ pub mod expr;
 #[cfg(test)]
 mod tests;
 
-use crate::model::{ApplyOn, Attribute, Mapping, Value};
-use expr::{EvalContext, EvalError, Expr, ParseError};
+use crate::model::{ApplyOn, Attribute, Manifest, Mapping, Value};
+use expr::{EvalContext, EvalError, Expr, Limits, ParseError, StaticLimitError};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -173,6 +182,14 @@ pub enum MappingError {
         /// The other target attribute.
         other: String,
     },
+    /// The expression's worst case exceeds the evaluation limits.
+    #[error("mapping for '{target}': {error}")]
+    Limit {
+        /// Target attribute.
+        target: String,
+        /// Which limit, and the bound reached.
+        error: StaticLimitError,
+    },
     /// Anything else wrong with an override.
     #[error("mapping for '{target}': {message}")]
     Invalid {
@@ -191,6 +208,7 @@ impl MappingError {
             | MappingError::Eval { target, .. }
             | MappingError::Duplicate { target, .. }
             | MappingError::DuplicatePrecedence { target, .. }
+            | MappingError::Limit { target, .. }
             | MappingError::Invalid { target, .. } => target,
         }
     }
@@ -232,14 +250,26 @@ pub struct MappedObject {
     pub redacted: BTreeSet<String>,
 }
 
-/// Turn a manifest's source expression into a [`MappingSource`]: a bare
-/// `[attr]` is direct, a lone string literal is a constant.
-fn source_from_expression(target: &str, text: &str) -> Result<MappingSource, MappingError> {
+/// Parse a mapping's expression and refuse it when its worst case exceeds
+/// [`Limits::DEFAULT`].
+fn parse_bounded(target: &str, text: &str) -> Result<Expr, MappingError> {
     let e = expr::parse(text).map_err(|error| MappingError::Parse {
         target: target.to_string(),
         expression: text.to_string(),
         error,
     })?;
+    e.check_limits(&Limits::DEFAULT)
+        .map_err(|error| MappingError::Limit {
+            target: target.to_string(),
+            error,
+        })?;
+    Ok(e)
+}
+
+/// Turn a manifest's source expression into a [`MappingSource`]: a bare
+/// `[attr]` is direct, a lone string literal is a constant.
+fn source_from_expression(target: &str, text: &str) -> Result<MappingSource, MappingError> {
+    let e = parse_bounded(target, text)?;
     if let Some(name) = e.as_attribute() {
         return Ok(MappingSource::Direct(name.to_string()));
     }
@@ -289,14 +319,97 @@ fn override_source(o: &MappingOverride) -> Result<Option<MappingSource>, Mapping
         return Ok(Some(MappingSource::Constant(c.clone())));
     }
     if let Some(text) = &o.expression {
-        let e = expr::parse(text).map_err(|error| MappingError::Parse {
-            target: o.target.clone(),
-            expression: text.clone(),
-            error,
-        })?;
+        let e = parse_bounded(&o.target, text)?;
         return Ok(Some(MappingSource::Expression(e)));
     }
     Ok(None)
+}
+
+/// The most default mappings a connector may declare per object kind.
+pub const MAX_DEFAULT_MAPPINGS: usize = 256;
+
+/// The most literal regular expressions all of a connector's default
+/// mappings may hold together (each expression may hold
+/// [`expr::MAX_REGEXES`]).
+pub const MAX_MANIFEST_REGEXES: usize = 64;
+
+/// Why a connector's default mappings are refused when its plugin loads.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DefaultsError {
+    /// One default mapping does not parse or is over the limits.
+    #[error("default {kind} {error}")]
+    Mapping {
+        /// `user` or `group`.
+        kind: &'static str,
+        /// What is wrong, naming the target attribute.
+        error: MappingError,
+    },
+    /// The manifest declares too much.
+    #[error("the connector declares {count} {what}, more than the limit of {limit}")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// How many it declares.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl DefaultsError {
+    /// The target attribute of the refused mapping, if one.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            DefaultsError::Mapping { error, .. } => Some(error.target()),
+            DefaultsError::TooMany { .. } => None,
+        }
+    }
+}
+
+/// Check a connector's default mappings on their own, before any operator
+/// has seen them: each must parse and its worst case must be within
+/// [`Limits::DEFAULT`] (see [`expr::Expr::check_limits`]); at most
+/// [`MAX_DEFAULT_MAPPINGS`] per kind and [`MAX_MANIFEST_REGEXES`] regular
+/// expressions in all. Called when a plugin loads, so an oversized default
+/// mapping is refused there, before a sync or a dry run can evaluate it.
+pub fn check_defaults(manifest: &Manifest) -> Result<(), DefaultsError> {
+    let mut regexes = 0usize;
+    for (kind, mappings) in [
+        ("user", &manifest.user_mappings),
+        ("group", &manifest.group_mappings),
+    ] {
+        if mappings.len() > MAX_DEFAULT_MAPPINGS {
+            return Err(DefaultsError::TooMany {
+                what: if kind == "user" {
+                    "default user mappings"
+                } else {
+                    "default group mappings"
+                },
+                count: mappings.len(),
+                limit: MAX_DEFAULT_MAPPINGS,
+            });
+        }
+        for m in mappings {
+            let e = parse_bounded(&m.target, &m.source)
+                .map_err(|error| DefaultsError::Mapping { kind, error })?;
+            regexes += e.worst_case().regexes;
+            if regexes > MAX_MANIFEST_REGEXES {
+                return Err(DefaultsError::TooMany {
+                    what: "regular expressions in its default mappings",
+                    count: regexes,
+                    limit: MAX_MANIFEST_REGEXES,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Check one operator override on its own (its expression parses and is
+/// within [`Limits::DEFAULT`]), for the configuration to refuse a bad one
+/// when it loads.
+pub fn check_override(o: &MappingOverride) -> Result<(), MappingError> {
+    override_source(o).map(|_| ())
 }
 
 /// Merge a connector's default mappings with the operator's overrides.
@@ -682,11 +795,13 @@ impl fmt::Display for ExplainTable<'_> {
                 Outcome::Skipped(why) => format!("skipped: {why}"),
                 Outcome::Failed(e) => format!("error: {e}"),
             };
+            // Targets, expressions and values may come from the plugin's
+            // default mappings or the source: shown escaped.
             rows.push([
-                target,
+                crate::untrusted::escape(&target),
                 r.kind.to_string(),
-                shorten(&r.source, MAX_SOURCE_WIDTH),
-                shorten(&result, 200),
+                shorten(&crate::untrusted::escape(&r.source), MAX_SOURCE_WIDTH),
+                shorten(&crate::untrusted::escape(&result), 200),
             ]);
         }
         let mut widths = [0usize; 3];

@@ -550,3 +550,148 @@ impl MappingOverride {
         self
     }
 }
+
+// ---------------------------------------------------------------- bounds (issue 9 item 4)
+
+/// The review's attack: `Replace` nested `n` deep, each level multiplying
+/// the text by ten.
+fn nested_replace(n: usize) -> String {
+    let mut e = "[x]".to_string();
+    for _ in 0..n {
+        e = format!(r#"Replace({e}, "a", , , "aaaaaaaaaa", , )"#);
+    }
+    e
+}
+
+fn manifest_with(user: Vec<Mapping>, group: Vec<Mapping>) -> Manifest {
+    Manifest {
+        name: "m".into(),
+        version: "0.1.0".into(),
+        description: String::new(),
+        vendor: String::new(),
+        capabilities: vec![],
+        settings: vec![],
+        secrets: vec![],
+        hosts: vec![],
+        user_mappings: user,
+        group_mappings: group,
+    }
+}
+
+#[test]
+fn check_defaults_refuses_the_nested_replace_attack() {
+    let mut user = defaults();
+    user.push(default(
+        "nickName",
+        &nested_replace(6),
+        None,
+        ApplyOn::Always,
+    ));
+    let err = check_defaults(&manifest_with(user, vec![])).unwrap_err();
+    assert_eq!(err.target(), Some("nickName"));
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("default user mapping for 'nickName': Replace (column "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("max_value_bytes") && msg.contains("65536"),
+        "{msg}"
+    );
+    // Group mappings are checked too.
+    let group = vec![default(
+        "displayName",
+        &nested_replace(4),
+        None,
+        ApplyOn::Always,
+    )];
+    let err = check_defaults(&manifest_with(defaults(), group)).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("default group mapping for 'displayName'"),
+        "{err}"
+    );
+    // The same attack as an operator override is refused by compile.
+    let o = MappingOverride {
+        expression: Some(nested_replace(6)),
+        ..over("nickName")
+    };
+    assert!(matches!(
+        check_override(&o),
+        Err(MappingError::Limit { .. })
+    ));
+    let err = compile(&defaults(), &[o]).unwrap_err();
+    assert!(
+        matches!(&err, MappingError::Limit { target, .. } if target == "nickName"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_defaults_accepts_ordinary_defaults() {
+    let group = vec![default(
+        "displayName",
+        "[displayName]",
+        Some(1),
+        ApplyOn::Always,
+    )];
+    check_defaults(&manifest_with(defaults(), group)).unwrap();
+    // Two levels of tenfold growth from 256 bytes stay under 64 KiB.
+    let user = vec![default("x", &nested_replace(2), None, ApplyOn::Always)];
+    check_defaults(&manifest_with(user, vec![])).unwrap();
+}
+
+#[test]
+fn check_defaults_refuses_unparseable_and_too_many() {
+    let user = vec![default("x", "Left([a]", None, ApplyOn::Always)];
+    let err = check_defaults(&manifest_with(user, vec![])).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            DefaultsError::Mapping {
+                error: MappingError::Parse { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let user: Vec<Mapping> = (0..=MAX_DEFAULT_MAPPINGS)
+        .map(|i| default(&format!("a{i}"), "[a]", None, ApplyOn::Always))
+        .collect();
+    let err = check_defaults(&manifest_with(user, vec![])).unwrap_err();
+    assert_eq!(
+        err,
+        DefaultsError::TooMany {
+            what: "default user mappings",
+            count: MAX_DEFAULT_MAPPINGS + 1,
+            limit: MAX_DEFAULT_MAPPINGS
+        }
+    );
+    // Regular expressions are counted across the whole manifest.
+    let one = r#"Replace([a], , "[0-9]+", , "", , )"#;
+    let user: Vec<Mapping> = (0..=MAX_MANIFEST_REGEXES)
+        .map(|i| default(&format!("a{i}"), one, None, ApplyOn::Always))
+        .collect();
+    let err = check_defaults(&manifest_with(user, vec![])).unwrap_err();
+    assert!(err.to_string().contains("regular expressions"), "{err}");
+}
+
+#[test]
+fn evaluation_limits_name_the_target() {
+    // The run-time limits hold even where the static check cannot see the
+    // growth (it comes from the data): the error names the target.
+    let src = r#"Replace([x], "a", , , [rep], , )"#;
+    let set = compile(&[default("nickName", src, None, ApplyOn::Always)], &[]).unwrap();
+    let c = MapContext::new()
+        .with("x", t(&"a".repeat(1000)))
+        .with("rep", t(&"b".repeat(100)));
+    let errs = set.apply(&c, true).unwrap_err();
+    let msg = errs[0].to_string();
+    assert!(
+        msg.starts_with(
+            "mapping for 'nickName': Replace (column 1): the value would be 100000 bytes"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("max_value_bytes"), "{msg}");
+}

@@ -7,7 +7,8 @@
 //! connection's limits (see [`super::sandbox`]).
 
 use super::bindings::{PluginPre, guest};
-use super::sandbox::{self, CallError, ConnectionContext, Limits, StoreState};
+use super::guest_output::{self, GUEST_OUTPUT_LIMITS, GuestOutput};
+use super::sandbox::{self, CallError, ConnectionContext, Limits, Metered, StoreState};
 use super::{Plugin, Runtime};
 use crate::capabilities::http::{Allowlist, HostPattern, HttpClient, HttpPolicy, fill_pattern};
 use crate::capabilities::intercept::Interceptor;
@@ -243,7 +244,8 @@ impl Runtime {
                 Some(filled) => declared.push(HostPattern::parse(&filled).map_err(bad)?),
                 None => tracing::debug!(
                     connection = %spec.name,
-                    "declared host pattern '{pattern}' names an unset setting; it allows nothing"
+                    "declared host pattern '{}' names an unset setting; it allows nothing",
+                    crate::untrusted::Untrusted::new(pattern).for_log()
                 ),
             }
         }
@@ -270,11 +272,13 @@ impl Runtime {
                 limiter: std::sync::Arc::new(crate::capabilities::ratelimit::RateLimiter::new(
                     limits.requests_per_second,
                 )),
+                max_budget_wait: crate::capabilities::http::max_budget_wait(limits.wall_time),
                 interceptor,
             },
             http_client,
             log: GuestLog::new(spec.name.clone(), plugin.name.clone(), limits.log),
             kv: KvCache::new(KvLimits::default()),
+            slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_calls)),
             limits,
         };
         Ok(Connection {
@@ -288,7 +292,16 @@ impl Runtime {
 type CallFuture<'a, R> =
     Pin<Box<dyn Future<Output = wasmtime::Result<Result<R, ConnectorError>>> + Send + 'a>>;
 
-/// Run one operation in a fresh store: instantiate, call, classify the outcome.
+/// Run one operation in a fresh store: take one of the connection's call
+/// slots, instantiate, call, check the result's caps, classify the outcome.
+///
+/// The slot is what keeps one connection from starving the others: the
+/// runtime's pool has [`super::POOL_INSTANCES`] instance slots for all
+/// connections, and a connection may hold at most
+/// [`Limits::max_concurrent_calls`] of them. A call beyond that waits for one
+/// of its own connection's calls to finish, at most [`Limits::wall_time`]
+/// (one call's worth), then fails with [`CallError::Busy`], which the sync
+/// treats as transient.
 pub(crate) async fn call<R, F>(
     engine: &wasmtime::Engine,
     pre: &PluginPre<StoreState>,
@@ -297,11 +310,26 @@ pub(crate) async fn call<R, F>(
     f: F,
 ) -> Result<R, CallError>
 where
+    R: GuestOutput,
     F: for<'a> FnOnce(&'a guest::Guest, &'a mut Store<StoreState>) -> CallFuture<'a, R>,
 {
     let wall = ctx.limits.wall_time;
-    let throttled_before = ctx.http.limiter.throttled();
+    let _slot = match tokio::time::timeout(wall, ctx.slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => {
+            let e = CallError::Busy {
+                connection: ctx.name.clone(),
+                operation: operation.to_string(),
+                limit: ctx.limits.max_concurrent_calls,
+                waited: wall,
+            };
+            tracing::warn!(connection = %ctx.name, operation, code = e.code(), "call not started: {e}");
+            return Err(e);
+        }
+    };
+    let throttled_before = ctx.http.limiter.throttle_events();
     let mut store = sandbox::new_store(engine, ctx.clone());
+    let meter = store.data().cpu.clone();
     let outcome = {
         let store = &mut store;
         let run = async move {
@@ -309,9 +337,15 @@ where
             let guest = instance.provisio_connector_connector().clone();
             f(&guest, store).await
         };
-        tokio::time::timeout(wall, run).await
+        tokio::time::timeout(wall, Metered::new(meter, run)).await
     };
     let stderr = sandbox::drain_stdio(&store);
+    let limits = &GUEST_OUTPUT_LIMITS;
+    let bad = |source| CallError::BadOutput {
+        plugin: ctx.plugin.clone(),
+        operation: operation.to_string(),
+        source,
+    };
     let result = match outcome {
         Err(_elapsed) => Err(CallError::Timeout {
             plugin: ctx.plugin.clone(),
@@ -319,15 +353,18 @@ where
             limit: wall,
         }),
         Ok(Err(trap)) => Err(sandbox::classify(&store, operation, trap, &stderr)),
-        Ok(Ok(Err(e))) => Err(CallError::Connector(e)),
-        Ok(Ok(Ok(r))) => Ok(r),
+        Ok(Ok(Err(e))) => match guest_output::cap_error(e, limits) {
+            Ok(e) => Err(CallError::Connector(e)),
+            Err(why) => Err(bad(why)),
+        },
+        Ok(Ok(Ok(r))) => r.checked(limits).map_err(bad),
     };
     // A vendor may signal its quota without a 429 (Clarizen answers HTTP
     // 500 "API calls quota exceeded"): when the connector reports
     // rate-limited and the HTTP layer did not already slow the connection
     // down during this call, the connection's whole budget adapts here.
     if let Err(CallError::Connector(ConnectorError::RateLimited { retry_after, .. })) = &result
-        && ctx.http.limiter.throttled() == throttled_before
+        && ctx.http.limiter.throttle_events() == throttled_before
     {
         ctx.http.limiter.throttle(*retry_after);
     }
@@ -343,7 +380,8 @@ where
             plugin = %ctx.plugin,
             operation,
             code = e.code(),
-            "call failed: {e}"
+            "call failed: {}",
+            crate::untrusted::Untrusted::new(&e.to_string()).for_log()
         );
     }
     result
@@ -375,6 +413,11 @@ impl Connection {
     /// The plugin.
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
+    }
+
+    /// The connection's request budget (shared by all its calls).
+    pub fn limiter(&self) -> &Arc<crate::capabilities::ratelimit::RateLimiter> {
+        &self.ctx.http.limiter
     }
 
     /// Guest log counters (emitted, suppressed).

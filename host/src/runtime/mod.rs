@@ -13,13 +13,19 @@
 //!   limits, its own HTTP client) and exposes the
 //!   connector operations as async methods; each call runs in a fresh store.
 //! - [`sandbox`]: the store, its limits, and how traps become [`CallError`]s.
+//! - [`shape`]: caps on a component's instances, memories and tables,
+//!   checked when it loads.
+//! - [`guest_output`]: caps on what a call returns (messages, ids, objects,
+//!   pages), applied before anything else sees it.
 //! - [`cache`]: the HMAC-authenticated artifact cache.
 
 pub mod cache;
 pub mod connection;
+pub mod guest_output;
 pub mod loaded;
 pub mod plugin;
 pub mod sandbox;
+pub mod shape;
 
 mod bindings;
 
@@ -58,14 +64,25 @@ pub const POOL_KEEP_RESIDENT: usize = 0;
 /// before, but its linear memory, tables and async stack come from slots
 /// reserved once and reset (`madvise`) when the call ends, instead of a new
 /// `mmap` / `munmap` of memory and async stack on every call. The memory limit is still
-/// enforced by the store's limiter; the pool's own ceiling is 4 GiB, the
-/// largest `memory_mb` a configuration may set.
+/// enforced by the store's limiter (all memories and tables of a call
+/// together); the pool's own ceiling per memory is 4 GiB, the largest
+/// `memory_mb` a configuration may set.
+///
+/// Per component, the pool allows what [`shape::COMPONENT_CAPS`] allows (a
+/// plugin over them is refused at load anyway), and its totals are sized so
+/// that [`POOL_INSTANCES`] calls each at those caps fit at once: a call can
+/// never take another call's memory or table slot, only an instance slot,
+/// and those are shared out per connection (`limits.max_concurrent_calls`).
 fn pool_config() -> PoolingAllocationConfig {
+    let caps = shape::COMPONENT_CAPS;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(POOL_INSTANCES)
-        .total_core_instances(POOL_INSTANCES * 4)
-        .total_memories(POOL_INSTANCES)
-        .total_tables(POOL_INSTANCES * 4)
+        .max_core_instances_per_component(caps.core_instances)
+        .max_memories_per_component(caps.memories)
+        .max_tables_per_component(caps.tables)
+        .total_core_instances(POOL_INSTANCES * caps.core_instances)
+        .total_memories(POOL_INSTANCES * caps.memories)
+        .total_tables(POOL_INSTANCES * caps.tables)
         .total_stacks(POOL_INSTANCES)
         .max_memory_size(4 << 30)
         .linear_memory_keep_resident(POOL_KEEP_RESIDENT);
@@ -161,14 +178,10 @@ impl Runtime {
         cache::engine_hash(&self.engine)
     }
 
-    /// Run `describe` in a sandbox with no network and no secrets.
-    async fn describe(
-        &self,
-        plugin_name: &str,
-        pre: &PluginPre<StoreState>,
-    ) -> Result<Manifest, CallError> {
-        let limits = Limits::default();
-        let ctx = Arc::new(ConnectionContext {
+    /// A context with no network, no secrets and no settings: for
+    /// `describe`, and for tests of the sandbox itself.
+    pub(crate) fn isolated_context(&self, plugin_name: &str, limits: Limits) -> ConnectionContext {
+        ConnectionContext {
             name: format!("{plugin_name}:describe"),
             plugin: plugin_name.to_string(),
             settings: Default::default(),
@@ -183,13 +196,24 @@ impl Runtime {
                 limiter: std::sync::Arc::new(crate::capabilities::ratelimit::RateLimiter::new(
                     limits.requests_per_second,
                 )),
+                max_budget_wait: crate::capabilities::http::max_budget_wait(limits.wall_time),
                 interceptor: None,
             },
             http_client: self.http.clone(),
             log: GuestLog::new(plugin_name, plugin_name, limits.log),
             kv: KvCache::new(KvLimits::default()),
+            slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_calls)),
             limits,
-        });
+        }
+    }
+
+    /// Run `describe` in a sandbox with no network and no secrets.
+    async fn describe(
+        &self,
+        plugin_name: &str,
+        pre: &PluginPre<StoreState>,
+    ) -> Result<Manifest, CallError> {
+        let ctx = Arc::new(self.isolated_context(plugin_name, Limits::default()));
         connection::call(&self.engine, pre, ctx, "describe", |inst, store| {
             Box::pin(async move { inst.call_describe(store).await.map(Ok) })
         })

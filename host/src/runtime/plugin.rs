@@ -122,6 +122,17 @@ pub enum PluginError {
         /// Cause.
         message: String,
     },
+    /// The component holds more instances, memories or tables than the host
+    /// allows (see [`super::shape::COMPONENT_CAPS`]).
+    #[error("plugin '{name}' at {path} is refused: {source}")]
+    Shape {
+        /// Plugin name.
+        name: String,
+        /// Path.
+        path: PathBuf,
+        /// What was over which cap.
+        source: super::shape::ShapeError,
+    },
     /// `describe` failed.
     #[error("plugin '{name}' at {path}: describe failed: {source}")]
     Describe {
@@ -132,6 +143,56 @@ pub enum PluginError {
         /// Cause.
         source: Box<CallError>,
     },
+    /// A default mapping of its manifest is refused: it does not parse, its
+    /// worst case is over the expression limits, or there are too many.
+    #[error(
+        "plugin '{name}' at {path} is refused: its {problem}. A connector's default mappings \
+         are checked when it loads; its author must fix them (an operator override cannot)"
+    )]
+    DefaultMapping {
+        /// Plugin name.
+        name: String,
+        /// Path.
+        path: PathBuf,
+        /// The target attribute of the refused mapping (control characters
+        /// shown escaped), if one.
+        target: Option<String>,
+        /// What is wrong, naming the mapping, its target and the limit
+        /// (control characters shown escaped).
+        problem: String,
+        /// The check's own error.
+        source: Box<crate::mapping::DefaultsError>,
+    },
+}
+
+/// Control characters shown as escapes, so a manifest string cannot drive
+/// the terminal through an error message.
+fn visible(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() {
+                Box::new(c.escape_default())
+            } else {
+                Box::new(std::iter::once(c))
+            }
+        })
+        .collect()
+}
+
+/// Refuse a manifest whose default mappings fail
+/// [`crate::mapping::check_defaults`].
+pub(crate) fn check_manifest(
+    name: &str,
+    path: &Path,
+    manifest: &Manifest,
+) -> Result<(), PluginError> {
+    crate::mapping::check_defaults(manifest).map_err(|source| PluginError::DefaultMapping {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        target: source.target().map(visible),
+        problem: visible(&source.to_string()),
+        source: Box::new(source),
+    })
 }
 
 /// How long the loading steps took.
@@ -249,6 +310,13 @@ impl Runtime {
             }
         }
         check_component_header(name, path, &bytes)?;
+        let shape_err = |source| PluginError::Shape {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            source,
+        };
+        // Before compiling: a nesting bomb must not reach the compiler.
+        super::shape::prescan(&bytes, &super::shape::COMPONENT_CAPS).map_err(shape_err)?;
 
         let mut timings = LoadTimings::default();
         let t = Instant::now();
@@ -276,6 +344,8 @@ impl Runtime {
             }
         };
         timings.compile = t.elapsed();
+        super::shape::check_compiled(&component, &super::shape::COMPONENT_CAPS)
+            .map_err(shape_err)?;
 
         let ty = component.component_type();
         let exports: Vec<String> = ty
@@ -352,6 +422,7 @@ impl Runtime {
                 source: Box::new(source),
             })?;
         timings.describe = t.elapsed();
+        check_manifest(name, path, &manifest)?;
 
         Ok(Plugin {
             name: name.to_string(),
@@ -389,5 +460,42 @@ mod tests {
         assert!(e.to_string().contains("wasm32-wasip2"), "{e}");
         let e = check_component_header("x", p, b"hello world").unwrap_err();
         assert!(e.to_string().contains("not a WebAssembly file"), "{e}");
+    }
+
+    #[test]
+    fn oversized_default_mappings_refuse_the_plugin() {
+        let mut e = "[x]".to_string();
+        for _ in 0..6 {
+            e = format!(r#"Replace({e}, "a", , , "aaaaaaaaaa", , )"#);
+        }
+        let mapping = |target: &str, source: &str| crate::model::Mapping {
+            target: target.into(),
+            source: source.into(),
+            matching_precedence: None,
+            apply: crate::model::ApplyOn::Always,
+        };
+        let mut m = Manifest {
+            name: "m".into(),
+            version: "0.1.0".into(),
+            description: String::new(),
+            vendor: String::new(),
+            capabilities: vec![],
+            settings: vec![],
+            secrets: vec![],
+            hosts: vec![],
+            user_mappings: vec![mapping("userName", "[userPrincipalName]")],
+            group_mappings: vec![],
+        };
+        check_manifest("evil", Path::new("evil.wasm"), &m).unwrap();
+        m.user_mappings.push(mapping("nick\u{1b}[2Jname", &e));
+        let err = check_manifest("evil", Path::new("evil.wasm"), &m).unwrap_err();
+        let PluginError::DefaultMapping { target, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(target.as_deref(), Some("nick\\u{1b}[2Jname"));
+        let msg = err.to_string();
+        assert!(msg.starts_with("plugin 'evil' at evil.wasm is refused: its default user mapping for 'nick\\u{1b}[2Jname': Replace (column "), "{msg}");
+        assert!(msg.contains("max_value_bytes"), "{msg}");
+        assert!(!msg.contains('\u{1b}'), "{msg}");
     }
 }

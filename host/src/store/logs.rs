@@ -309,11 +309,18 @@ impl Store {
 }
 
 /// Records as a pretty-printed JSON array (the fields of [`LogRecord`]).
+///
+/// Connector-supplied text (target ids, errors, step details) is data here:
+/// the JSON holds it exactly, with the characters a terminal would act on
+/// (DEL, C1, bidi and invisible format characters) written as `\uXXXX`
+/// escapes ([`crate::untrusted::json_safe`]).
 pub fn export_json(records: &[LogRecord]) -> Result<String, StoreError> {
-    serde_json::to_string_pretty(records).map_err(|e| StoreError::Export {
-        format: "json",
-        reason: e.to_string(),
-    })
+    serde_json::to_string_pretty(records)
+        .map(|j| crate::untrusted::json_safe(&j))
+        .map_err(|e| StoreError::Export {
+            format: "json",
+            reason: e.to_string(),
+        })
 }
 
 /// The CSV header of [`export_csv`].
@@ -338,6 +345,11 @@ const CSV_HEADER: [&str; 14] = [
 /// kind, action, status, source_id, source_display, target_id, modified,
 /// error_code, error_reason, duration_ms. `modified` is compact:
 /// `name: old -> new; ...` with values as JSON and `(none)` for absent.
+///
+/// Every text field is untrusted (it may come from the connector or the
+/// source) and is escaped with [`crate::untrusted::escape`]: control
+/// characters, CR/LF and bidi controls appear visibly, so a field is one line
+/// and nothing in the file acts on a terminal.
 pub fn export_csv(records: &[LogRecord]) -> Result<String, StoreError> {
     let fail = |e: csv::Error| StoreError::Export {
         format: "csv",
@@ -354,21 +366,22 @@ pub fn export_csv(records: &[LogRecord]) -> Result<String, StoreError> {
             .join("; ");
         let kind = r.kind.to_string();
         let duration = r.duration_ms.to_string();
+        let esc = |s: Option<&str>| crate::untrusted::escape(s.unwrap_or(""));
         w.write_record([
-            r.time.as_str(),
-            r.cycle_id.as_deref().unwrap_or(""),
-            r.change_id.as_str(),
-            r.connection.as_str(),
-            kind.as_str(),
-            r.action.as_str(),
-            r.status.as_str(),
-            r.source_id.as_deref().unwrap_or(""),
-            r.source_display.as_deref().unwrap_or(""),
-            r.target_id.as_deref().unwrap_or(""),
-            modified.as_str(),
-            r.error_code.as_deref().unwrap_or(""),
-            r.error_reason.as_deref().unwrap_or(""),
-            duration.as_str(),
+            esc(Some(&r.time)),
+            esc(r.cycle_id.as_deref()),
+            esc(Some(&r.change_id)),
+            esc(Some(&r.connection)),
+            kind,
+            r.action.as_str().to_string(),
+            r.status.as_str().to_string(),
+            esc(r.source_id.as_deref()),
+            esc(r.source_display.as_deref()),
+            esc(r.target_id.as_deref()),
+            esc(Some(&modified)),
+            esc(r.error_code.as_deref()),
+            esc(r.error_reason.as_deref()),
+            duration,
         ])
         .map_err(fail)?;
     }

@@ -14,6 +14,7 @@
 //! matches a null source against an empty key slot. `AppRoleAssignmentsComplex`
 //! is not offered (its complex role objects do not fit flat attributes).
 
+use super::bounds::{self, Budget, LimitError, Room};
 use super::dotnet_time::{self, ENTRA_FORMAT, Stamp, Zone};
 use super::{Call, EvalContext, EvalError, Node};
 use crate::model::Value;
@@ -516,6 +517,11 @@ impl FunctionSpec {
     }
 }
 
+/// The documented name of a function.
+pub(crate) fn name_of(func: Func) -> &'static str {
+    spec_of(func).name
+}
+
 fn spec_of(func: Func) -> &'static FunctionSpec {
     // Every Func has a row in FUNCTIONS (checked by a test); the fallback
     // only keeps this total.
@@ -529,8 +535,8 @@ fn spec_of(func: Func) -> &'static FunctionSpec {
 /// line.
 pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
     regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .dfa_size_limit(1 << 20)
+        .size_limit(bounds::REGEX_SIZE_LIMIT)
+        .dfa_size_limit(bounds::REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| match e {
             regex::Error::Syntax(s) => {
@@ -544,67 +550,120 @@ pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
                     .to_string();
                 format!("invalid regular expression '{pattern}': {detail}")
             }
-            regex::Error::CompiledTooBig(_) => {
-                format!("regular expression '{pattern}' is too large")
-            }
+            regex::Error::CompiledTooBig(limit) => format!(
+                "regular expression '{pattern}' compiles to more than {limit} bytes \
+                 (the regular expression size limit); simplify it (fewer or smaller repetitions)"
+            ),
             other => format!("invalid regular expression '{pattern}': {other}"),
         })
 }
 
 static NULL: Value = Value::Null;
 
-/// Evaluate one node.
-pub(crate) fn eval(node: &Node, ctx: &dyn EvalContext) -> Result<Value, EvalError> {
+/// Why a function failed: bad data, or a limit.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    /// A message about the data.
+    Msg(String),
+    /// A bound of [`bounds::Limits`] was reached.
+    Limit(LimitError),
+}
+
+impl From<String> for Fail {
+    fn from(m: String) -> Self {
+        Fail::Msg(m)
+    }
+}
+
+impl From<LimitError> for Fail {
+    fn from(e: LimitError) -> Self {
+        Fail::Limit(e)
+    }
+}
+
+/// Evaluate one node, charging `budget`.
+pub(crate) fn eval(
+    node: &Node,
+    ctx: &dyn EvalContext,
+    budget: &mut Budget,
+) -> Result<Value, EvalError> {
+    let at_node = |error: LimitError| {
+        let function = match node {
+            Node::Call(c) => spec_of(c.func).name.to_string(),
+            Node::Attr(name) => format!("[{name}]"),
+            Node::Lit(_) => "a literal".to_string(),
+            Node::Compare { .. } => "a comparison".to_string(),
+        };
+        let column = match node {
+            Node::Call(c) => c.column,
+            _ => 0,
+        };
+        EvalError::Limit {
+            function,
+            column,
+            error,
+        }
+    };
+    budget.step(1).map_err(at_node)?;
     match node {
-        Node::Attr(name) => Ok(ctx.attribute(name).unwrap_or(Value::Null)),
+        Node::Attr(name) => {
+            let v = ctx.attribute(name).unwrap_or(Value::Null);
+            budget.hold(bounds::value_bytes(&v)).map_err(at_node)?;
+            Ok(v)
+        }
         Node::Lit(v) => Ok(v.clone()),
         Node::Compare { equal, lhs, rhs } => {
-            let l = eval(lhs, ctx)?;
-            let r = eval(rhs, ctx)?;
+            let l = eval(lhs, ctx, budget)?;
+            let r = eval(rhs, ctx, budget)?;
             Ok(Value::Boolean(
                 (compare_key(&l) == compare_key(&r)) == *equal,
             ))
         }
-        Node::Call(call) => eval_call(call, ctx),
+        Node::Call(call) => eval_call(call, ctx, budget),
     }
 }
 
-fn eval_opt(node: Option<&Node>, ctx: &dyn EvalContext) -> Result<Value, EvalError> {
-    match node {
-        Some(n) => eval(n, ctx),
-        None => Ok(Value::Null),
-    }
-}
-
-fn eval_call(call: &Call, ctx: &dyn EvalContext) -> Result<Value, EvalError> {
-    let fail = |message: String| EvalError::Function {
-        function: spec_of(call.func).name.to_string(),
-        column: call.column,
-        message,
+fn eval_call(call: &Call, ctx: &dyn EvalContext, budget: &mut Budget) -> Result<Value, EvalError> {
+    let fail = |f: Fail| match f {
+        Fail::Msg(message) => EvalError::Function {
+            function: spec_of(call.func).name.to_string(),
+            column: call.column,
+            message,
+        },
+        Fail::Limit(error) => EvalError::Limit {
+            function: spec_of(call.func).name.to_string(),
+            column: call.column,
+            error,
+        },
     };
-    let arg = |i: usize| eval_opt(call.args.get(i), ctx);
-    // The functions that pick among their arguments evaluate lazily.
+    let msg = |m: String| fail(Fail::Msg(m));
+    let arg = |i: usize, budget: &mut Budget| match call.args.get(i) {
+        Some(n) => eval(n, ctx, budget),
+        None => Ok(Value::Null),
+    };
+    // The functions that pick among their arguments evaluate lazily; what
+    // they return was charged when it was produced.
     match call.func {
         Func::Iif => {
-            let cond = condition(&arg(0)?).map_err(fail)?;
-            return arg(if cond { 1 } else { 2 });
+            let cond = condition(&arg(0, budget)?).map_err(msg)?;
+            return arg(if cond { 1 } else { 2 }, budget);
         }
         Func::Switch => {
             // The source is always evaluated from the full object, so an
             // unchanged source can never read as null (Entra's known bug).
-            let source = compare_key(&arg(0)?);
+            let source = compare_key(&arg(0, budget)?);
             let mut i = 2;
             while i + 1 < call.args.len() {
-                if compare_key(&arg(i)?) == source {
-                    return arg(i + 1);
+                if compare_key(&arg(i, budget)?) == source {
+                    return arg(i + 1, budget);
                 }
                 i += 2;
             }
-            return arg(1);
+            return arg(1, budget);
         }
         Func::Coalesce => {
             for i in 0..call.args.len() {
-                let v = arg(i)?;
+                let v = arg(i, budget)?;
                 if !is_null(&v) {
                     return Ok(v);
                 }
@@ -613,7 +672,7 @@ fn eval_call(call: &Call, ctx: &dyn EvalContext) -> Result<Value, EvalError> {
         }
         Func::SelectUniqueValue => {
             for i in 0..call.args.len() {
-                let v = arg(i)?;
+                let v = arg(i, budget)?;
                 if !is_null_or_empty(&v) {
                     return Ok(v);
                 }
@@ -621,7 +680,7 @@ fn eval_call(call: &Call, ctx: &dyn EvalContext) -> Result<Value, EvalError> {
             return Ok(Value::Null);
         }
         Func::IgnoreFlowIfNullOrEmpty => {
-            let v = arg(0)?;
+            let v = arg(0, budget)?;
             return if is_null_or_empty(&v) {
                 Err(EvalError::IgnoreFlow)
             } else {
@@ -632,9 +691,15 @@ fn eval_call(call: &Call, ctx: &dyn EvalContext) -> Result<Value, EvalError> {
     }
     let mut args = Vec::with_capacity(call.args.len());
     for i in 0..call.args.len() {
-        args.push(arg(i)?);
+        args.push(arg(i, budget)?);
     }
-    strict(call, &args, ctx).map_err(fail)
+    let v = strict(call, &args, ctx, budget).map_err(fail)?;
+    budget.produced(&v).map_err(|e| fail(Fail::Limit(e)))?;
+    Ok(v)
+}
+
+fn value_bytes_of(list: &[String]) -> usize {
+    list.iter().fold(0, |n, s| n + s.len() + bounds::ITEM_BYTES)
 }
 
 fn a(args: &[Value], i: usize) -> &Value {
@@ -766,15 +831,39 @@ fn condition(v: &Value) -> Result<bool, String> {
     }
 }
 
-/// Apply a text function to a value, element-wise over lists; null stays null.
-fn map_text(v: &Value, f: impl Fn(&str) -> Result<String, String>) -> Result<Value, String> {
+/// Apply a text function to a value, element-wise over lists; null stays
+/// null. `f` gets the [`Room`] left in the value being built, so a function
+/// that can grow its input checks its result's size before building it;
+/// every result is checked after too, and each list element is a step.
+fn map_text(
+    v: &Value,
+    budget: &mut Budget,
+    f: impl Fn(&str, Room) -> Result<String, Fail>,
+) -> Result<Value, Fail> {
+    let limit = budget.max_value();
     match v {
         Value::Null => Ok(Value::Null),
-        Value::TextList(l) => Ok(Value::TextList(
-            l.iter().map(|s| f(s)).collect::<Result<_, _>>()?,
-        )),
+        Value::TextList(l) => {
+            budget.step(l.len())?;
+            let mut out = Vec::with_capacity(l.len());
+            let mut used = 0usize;
+            for s in l {
+                used = used.saturating_add(bounds::ITEM_BYTES);
+                let r = f(s, Room { used, limit })?;
+                bounds::note_built(r.len());
+                used = used.saturating_add(r.len());
+                bounds::fits(used, limit)?;
+                out.push(r);
+            }
+            Ok(Value::TextList(out))
+        }
         other => match scalar_text(other) {
-            Some(s) => Ok(Value::Text(f(&s)?)),
+            Some(s) => {
+                let r = f(&s, Room { used: 0, limit })?;
+                bounds::note_built(r.len());
+                bounds::fits(r.len(), limit)?;
+                Ok(Value::Text(r))
+            }
             None => Ok(Value::Null),
         },
     }
@@ -791,12 +880,20 @@ fn entra_date(utc: NaiveDateTime) -> Result<Value, String> {
     dotnet_time::format(Stamp::from_utc(utc), ENTRA_FORMAT).map(Value::Text)
 }
 
-fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, String> {
+fn strict(
+    call: &Call,
+    args: &[Value],
+    ctx: &dyn EvalContext,
+    budget: &mut Budget,
+) -> Result<Value, Fail> {
     let v0 = a(args, 0);
     Ok(match call.func {
         Func::Append => {
             let suffix = text(a(args, 1), "suffix")?.unwrap_or_default();
-            map_text(v0, |s| Ok(format!("{s}{suffix}")))?
+            map_text(v0, budget, |s, room| {
+                room.fits(s.len().saturating_add(suffix.len()))?;
+                Ok(format!("{s}{suffix}"))
+            })?
         }
         Func::BitAnd => match (int(v0, "value1")?, int(a(args, 1), "value2")?) {
             (Some(x), Some(y)) => Value::Integer(x & y),
@@ -859,8 +956,8 @@ fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, S
             let input_format = required_text(input_format, "inputFormat")?;
             let output_format = required_text(output_format, "outputFormat")?;
             let styles = text(styles, "dateTimeStyles")?.unwrap_or_default();
-            map_text(v0, |s| {
-                format_date_time(s, &styles, &input_format, &output_format)
+            map_text(v0, budget, |s, _| {
+                Ok(format_date_time(s, &styles, &input_format, &output_format)?)
             })?
         }
         Func::Guid => Value::Text(ctx.new_guid()),
@@ -872,7 +969,7 @@ fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, S
         Func::Item => {
             let index = required_int(a(args, 1), "index")?;
             if index < 1 {
-                return Err(format!("index is 1-based; {index} is not an item"));
+                return Err(format!("index is 1-based; {index} is not an item").into());
             }
             let i = usize::try_from(index - 1).unwrap_or(usize::MAX);
             match v0 {
@@ -887,14 +984,25 @@ fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, S
             let mut parts: Vec<String> = Vec::new();
             for v in args.iter().skip(1) {
                 match v {
-                    Value::TextList(l) => parts.extend(l.iter().cloned()),
+                    Value::TextList(l) => {
+                        budget.step(l.len())?;
+                        parts.extend(l.iter().cloned());
+                    }
                     other => parts.extend(scalar_text(other)),
                 }
             }
             if parts.is_empty() && args.iter().skip(1).all(is_null) {
                 Value::Null
             } else {
-                Value::Text(parts.join(&sep))
+                // Size it before joining: the separator repeats per part.
+                let size = parts
+                    .iter()
+                    .fold(0usize, |n, p| n.saturating_add(p.len()))
+                    .saturating_add(sep.len().saturating_mul(parts.len().saturating_sub(1)));
+                bounds::fits(size, budget.max_value())?;
+                let joined = parts.join(&sep);
+                bounds::note_built(joined.len());
+                Value::Text(joined)
             }
         }
         Func::Left => {
@@ -913,10 +1021,10 @@ fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, S
             let start = required_int(a(args, 1), "start")?;
             let length = required_int(a(args, 2), "length")?;
             if start < 1 {
-                return Err(format!("start is 1-based; {start} is not a position"));
+                return Err(format!("start is 1-based; {start} is not a position").into());
             }
             if length < 0 {
-                return Err(format!("length cannot be negative ({length})"));
+                return Err(format!("length cannot be negative ({length})").into());
             }
             let skip = usize::try_from(start - 1).unwrap_or(usize::MAX);
             let take = usize::try_from(length).unwrap_or(usize::MAX);
@@ -925,7 +1033,7 @@ fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, S
                 Some(s) => Value::Text(s.chars().skip(skip).take(take).collect()),
             }
         }
-        Func::NormalizeDiacritics => map_text(v0, |s| Ok(normalize_diacritics(s)))?,
+        Func::NormalizeDiacritics => map_text(v0, budget, |s, _| Ok(normalize_diacritics(s)))?,
         Func::Not => Value::Boolean(!condition(v0).unwrap_or(false)),
         Func::Now => entra_date(ctx.now().naive_utc())?,
         Func::NumFromDate => match date(v0, "value")? {
@@ -937,15 +1045,18 @@ fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, S
         },
         Func::PCase => {
             let seps = text(a(args, 1), "wordSeparators")?;
-            map_text(v0, |s| Ok(pcase(s, seps.as_deref())))?
+            let seps: Option<Vec<char>> = seps.map(|s| char_set(&s));
+            map_text(v0, budget, |s, _| Ok(pcase(s, seps.as_deref())))?
         }
         Func::RandomString => random_string(args)?,
         Func::Redact => v0.clone(),
         Func::RemoveDuplicates => match v0 {
             Value::TextList(l) => {
+                budget.step(l.len())?;
+                let mut seen = std::collections::HashSet::with_capacity(l.len());
                 let mut out: Vec<String> = Vec::with_capacity(l.len());
                 for s in l {
-                    if !out.contains(s) {
+                    if seen.insert(s.as_str()) {
                         out.push(s.clone());
                     }
                 }
@@ -953,15 +1064,19 @@ fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, S
             }
             other => other.clone(),
         },
-        Func::Replace => replace(call, args)?,
+        Func::Replace => replace(call, args, budget)?,
         Func::SingleAppRoleAssignment => {
             let mut roles: Vec<String> = Vec::new();
             let all: Vec<String> = match v0 {
-                Value::TextList(l) => l.clone(),
+                Value::TextList(l) => {
+                    budget.step(l.len())?;
+                    l.clone()
+                }
                 other => scalar_text(other).into_iter().collect(),
             };
+            let mut seen = std::collections::HashSet::new();
             for r in all {
-                if !r.is_empty() && !roles.contains(&r) {
+                if !r.is_empty() && seen.insert(r.clone()) {
                     roles.push(r);
                 }
             }
@@ -972,7 +1087,8 @@ fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, S
                     return Err(format!(
                         "{n} different app roles are assigned ({}); exactly one is allowed",
                         roles.join(", ")
-                    ));
+                    )
+                    .into());
                 }
             }
         }
@@ -981,20 +1097,27 @@ fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, S
             match text(v0, "source")? {
                 None => Value::Null,
                 Some(s) if delim.is_empty() => Value::TextList(vec![s]),
-                Some(s) => Value::TextList(s.split(delim.as_str()).map(str::to_string).collect()),
+                Some(s) => {
+                    // Count and size the parts before making them.
+                    let parts = s.split(delim.as_str()).count();
+                    budget.step(parts)?;
+                    let size = (s.len() - (parts - 1) * delim.len())
+                        .saturating_add(parts.saturating_mul(bounds::ITEM_BYTES));
+                    bounds::fits(size, budget.max_value())?;
+                    let list: Vec<String> = s.split(delim.as_str()).map(str::to_string).collect();
+                    bounds::note_built(value_bytes_of(&list));
+                    Value::TextList(list)
+                }
             }
         }
-        Func::StripSpaces => map_text(v0, |s| {
+        Func::StripSpaces => map_text(v0, budget, |s, _| {
             Ok(s.chars().filter(|c| !c.is_whitespace()).collect())
         })?,
-        Func::ToLower => map_text(v0, |s| Ok(s.to_lowercase()))?,
-        Func::ToUpper => map_text(v0, |s| Ok(s.to_uppercase()))?,
+        Func::ToLower => map_text(v0, budget, |s, _| Ok(s.to_lowercase()))?,
+        Func::ToUpper => map_text(v0, budget, |s, _| Ok(s.to_uppercase()))?,
         Func::Word => {
             let n = required_int(a(args, 1), "wordNumber")?;
-            let delims: Vec<char> = text(a(args, 2), "delimiters")?
-                .unwrap_or_default()
-                .chars()
-                .collect();
+            let delims = char_set(&text(a(args, 2), "delimiters")?.unwrap_or_default());
             match text(v0, "string")? {
                 None => Value::Null,
                 Some(s) => {
@@ -1002,7 +1125,7 @@ fn strict(call: &Call, args: &[Value], ctx: &dyn EvalContext) -> Result<Value, S
                         .ok()
                         .and_then(|n| n.checked_sub(1))
                         .and_then(|i| {
-                            s.split(|c: char| delims.contains(&c))
+                            s.split(|c: char| delims.binary_search(&c).is_ok())
                                 .filter(|w| !w.is_empty())
                                 .nth(i)
                         });
@@ -1155,27 +1278,36 @@ fn instr(args: &[Value]) -> Result<Value, String> {
     else {
         return Ok(Value::Null);
     };
-    let hay: Vec<char> = hay.chars().collect();
-    let needle: Vec<char> = needle.chars().collect();
+    // Fold case one character to one character, so the search is a plain
+    // substring search (linear) and positions stay in characters. A
+    // character whose lower case is several characters (only U+0130)
+    // folds to itself, which nothing else folds to.
+    let fold = |c: char| -> char {
+        if !ignore_case {
+            return c;
+        }
+        let mut l = c.to_lowercase();
+        match (l.next(), l.next()) {
+            (Some(x), None) => x,
+            _ => c,
+        }
+    };
+    let hay: String = hay.chars().map(fold).collect();
+    let needle: String = needle.chars().map(fold).collect();
     let from = usize::try_from(start - 1).unwrap_or(usize::MAX);
-    if from > hay.len() {
+    if from > hay.chars().count() {
         return Ok(Value::Integer(0));
     }
     if needle.is_empty() {
         return Ok(Value::Integer(start));
     }
-    let same = |x: &char, y: &char| {
-        if ignore_case {
-            x == y || x.to_lowercase().eq(y.to_lowercase())
-        } else {
-            x == y
+    let byte_from = hay.char_indices().nth(from).map_or(hay.len(), |(i, _)| i);
+    let rest = hay.get(byte_from..).unwrap_or("");
+    Ok(Value::Integer(match rest.find(&needle) {
+        Some(b) => {
+            let chars_before = rest.get(..b).map_or(0, |p| p.chars().count());
+            i64::try_from(from + chars_before + 1).unwrap_or(0)
         }
-    };
-    let found = hay[from..]
-        .windows(needle.len())
-        .position(|w| w.iter().zip(&needle).all(|(x, y)| same(x, y)));
-    Ok(Value::Integer(match found {
-        Some(p) => i64::try_from(from + p + 1).unwrap_or(0),
         None => 0,
     }))
 }
@@ -1201,7 +1333,16 @@ fn normalize_diacritics(s: &str) -> String {
         .collect()
 }
 
-fn pcase(s: &str, separators: Option<&str>) -> String {
+/// The distinct characters of `s`, sorted for binary search (a long
+/// delimiter list must not make every character a linear scan).
+fn char_set(s: &str) -> Vec<char> {
+    let mut v: Vec<char> = s.chars().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn pcase(s: &str, separators: Option<&[char]>) -> String {
     let mut out = String::with_capacity(s.len());
     let mut at_word_start = true;
     for c in s.chars() {
@@ -1211,7 +1352,7 @@ fn pcase(s: &str, separators: Option<&str>) -> String {
             out.extend(c.to_lowercase());
         }
         at_word_start = match separators {
-            Some(seps) => seps.contains(c),
+            Some(seps) => seps.binary_search(&c).is_ok(),
             // Like .NET's ToTitleCase: anything but letters, digits and
             // apostrophes separates words.
             None => !(c.is_alphanumeric() || c == '\'' || c == '\u{2019}'),
@@ -1289,21 +1430,143 @@ fn random_string(args: &[Value]) -> Result<Value, String> {
     Ok(Value::Text(out.into_iter().collect()))
 }
 
-fn replace(call: &Call, args: &[Value]) -> Result<Value, String> {
+/// One part of a regular-expression replacement: literal text or a capture
+/// group's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece<'r> {
+    Lit(&'r str),
+    Group(usize),
+}
+
+/// Split a replacement string into [`Piece`]s by the `regex` crate's own
+/// rules (`$1`, `$name`, `${name}`, `$$`; a `$` that starts no reference is
+/// literal; a name runs over `[_0-9A-Za-z]`; an unknown name is nothing), so
+/// the result's size is known before it is built. Mirrors
+/// `regex_automata::util::interpolate::string`; a test checks them equal.
+fn parse_replacement<'r>(
+    mut rep: &'r str,
+    mut name_to_index: impl FnMut(&str) -> Option<usize>,
+) -> Vec<Piece<'r>> {
+    let mut out = Vec::new();
+    while let Some(i) = rep.find('$') {
+        if i > 0 {
+            out.push(Piece::Lit(&rep[..i]));
+        }
+        rep = &rep[i..];
+        let b = rep.as_bytes();
+        if b.get(1) == Some(&b'$') {
+            out.push(Piece::Lit("$"));
+            rep = &rep[2..];
+            continue;
+        }
+        // `rep` starts with '$'. Find the reference, if any.
+        let (name, end) = if b.get(1) == Some(&b'{') {
+            match rep[2..].find('}') {
+                Some(close) => (Some(&rep[2..2 + close]), 2 + close + 1),
+                None => (None, 1),
+            }
+        } else {
+            let len = b[1..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                .count();
+            if len == 0 {
+                (None, 1)
+            } else {
+                (Some(&rep[1..1 + len]), 1 + len)
+            }
+        };
+        match name {
+            None => out.push(Piece::Lit("$")),
+            Some(name) => match name.parse::<usize>() {
+                Ok(i) => out.push(Piece::Group(i)),
+                Err(_) => {
+                    if let Some(i) = name_to_index(name) {
+                        out.push(Piece::Group(i));
+                    }
+                }
+            },
+        }
+        rep = &rep[end..];
+    }
+    if !rep.is_empty() {
+        out.push(Piece::Lit(rep));
+    }
+    out
+}
+
+/// The literal bytes and the number of group references of a replacement
+/// (for the static check: every reference may be a whole match).
+pub(crate) fn replacement_shape(rep: &str) -> (usize, usize) {
+    parse_replacement(rep, |_| Some(0))
+        .iter()
+        .fold((0, 0), |(lit, refs), p| match p {
+            Piece::Lit(s) => (lit + s.len(), refs),
+            Piece::Group(_) => (lit, refs + 1),
+        })
+}
+
+fn expansion_len(pieces: &[Piece<'_>], caps: &regex::Captures<'_>) -> usize {
+    pieces.iter().fold(0usize, |n, p| {
+        n.saturating_add(match p {
+            Piece::Lit(s) => s.len(),
+            Piece::Group(i) => caps.get(*i).map_or(0, |m| m.len()),
+        })
+    })
+}
+
+fn expand(pieces: &[Piece<'_>], caps: &regex::Captures<'_>, out: &mut String) {
+    for p in pieces {
+        match p {
+            Piece::Lit(s) => out.push_str(s),
+            Piece::Group(i) => out.push_str(caps.get(*i).map_or("", |m| m.as_str())),
+        }
+    }
+}
+
+/// `re.replace_all(s, replacement)` from the replacement's pieces.
+fn regex_replace(re: &regex::Regex, pieces: &[Piece<'_>], s: &str, size: usize) -> String {
+    let mut out = String::with_capacity(size);
+    let mut last = 0;
+    for caps in re.captures_iter(s) {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(s.get(last..m.start()).unwrap_or(""));
+        expand(pieces, &caps, &mut out);
+        last = m.end();
+    }
+    out.push_str(s.get(last..).unwrap_or(""));
+    out
+}
+
+/// The length of `hay` with every `old` replaced by `new_len` bytes, without
+/// building it.
+fn replaced_len(hay: &str, old: &str, new_len: usize) -> usize {
+    let count = hay.matches(old).count();
+    (hay.len() - count * old.len()).saturating_add(count.saturating_mul(new_len))
+}
+
+fn replace(call: &Call, args: &[Value], budget: &mut Budget) -> Result<Value, Fail> {
     let old = text(a(args, 1), "oldValue")?;
     let group = text(a(args, 3), "regexGroupName")?;
     let replacement = text(a(args, 4), "replacementValue")?;
     let replacement_attr = text(a(args, 5), "replacementAttributeName")?;
     let template = text(a(args, 6), "template")?;
+    // Every branch sizes its result before building it.
     if let Some(old) = old {
         if old.is_empty() {
-            return Err("oldValue is empty".to_string());
+            return Err("oldValue is empty".to_string().into());
         }
         return match template {
-            Some(template) => map_text(a(args, 0), |s| Ok(template.replace(&old, s))),
+            Some(template) => map_text(a(args, 0), budget, |s, room| {
+                room.fits(replaced_len(&template, &old, s.len()))?;
+                Ok(template.replace(&old, s))
+            }),
             None => {
                 let new = replacement.unwrap_or_default();
-                map_text(a(args, 0), |s| Ok(s.replace(&old, &new)))
+                map_text(a(args, 0), budget, |s, room| {
+                    room.fits(replaced_len(s, &old, new.len()))?;
+                    Ok(s.replace(&old, &new))
+                })
             }
         };
     }
@@ -1311,26 +1574,43 @@ fn replace(call: &Call, args: &[Value]) -> Result<Value, String> {
     let re = match (&call.regex, text(a(args, 2), "regexPattern")?) {
         (Some(re), _) => re,
         (None, Some(pattern)) => {
+            budget.step(bounds::REGEX_COMPILE_STEPS)?;
             compiled = compile_regex(&pattern)?;
             &compiled
         }
         (None, None) => {
-            return Err("give either oldValue or regexPattern".to_string());
+            return Err("give either oldValue or regexPattern".to_string().into());
         }
     };
     let new = replacement.or(replacement_attr).unwrap_or_default();
     match group {
-        None => map_text(a(args, 0), |s| {
-            Ok(re.replace_all(s, new.as_str()).into_owned())
-        }),
+        None => {
+            let pieces = parse_replacement(&new, |name| {
+                re.capture_names().position(|n| n == Some(name))
+            });
+            map_text(a(args, 0), budget, |s, room| {
+                let mut size = s.len();
+                for caps in re.captures_iter(s) {
+                    let m_len = caps.get(0).map_or(0, |m| m.len());
+                    size = (size - m_len).saturating_add(expansion_len(&pieces, &caps));
+                }
+                room.fits(size)?;
+                Ok(regex_replace(re, &pieces, s, size))
+            })
+        }
         Some(group) => {
             if !re.capture_names().any(|n| n == Some(group.as_str())) {
-                return Err(format!(
-                    "the regular expression has no group named '{group}'"
-                ));
+                return Err(format!("the regular expression has no group named '{group}'").into());
             }
-            map_text(a(args, 0), |s| {
-                let mut out = String::with_capacity(s.len());
+            map_text(a(args, 0), budget, |s, room| {
+                let mut size = s.len();
+                for caps in re.captures_iter(s) {
+                    if let Some(m) = caps.name(&group) {
+                        size = (size - m.len()).saturating_add(new.len());
+                    }
+                }
+                room.fits(size)?;
+                let mut out = String::with_capacity(size);
                 let mut last = 0;
                 for caps in re.captures_iter(s) {
                     if let Some(m) = caps.name(&group) {
@@ -1343,5 +1623,16 @@ fn replace(call: &Call, args: &[Value]) -> Result<Value, String> {
                 Ok(out)
             })
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// Replace every match of `re` in `hay` by `rep` the way `Replace`
+    /// does, for comparison with the `regex` crate.
+    pub(crate) fn expand_all(re: &regex::Regex, hay: &str, rep: &str) -> String {
+        let pieces =
+            super::parse_replacement(rep, |name| re.capture_names().position(|n| n == Some(name)));
+        super::regex_replace(re, &pieces, hay, 0)
     }
 }

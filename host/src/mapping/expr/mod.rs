@@ -28,28 +28,42 @@
 //!   `yyyyMMddHHmmss.fZ`, `M/d/yyyy h:mm:ss tt`); functions that return a date
 //!   use Entra's `M/d/yyyy h:mm:ss tt` in UTC.
 //!
-//! Evaluation never panics: recursion is bounded by [`MAX_DEPTH`] at parse
-//! time, arithmetic is checked, and regular expressions have a size limit.
+//! Evaluation never panics and is bounded, whoever wrote the expression (the
+//! operator, or a connector's default mapping): nesting is bounded by
+//! [`MAX_DEPTH`] at parse time, arithmetic is checked, regular expressions
+//! have a compiled size limit ([`REGEX_SIZE_LIMIT`]) and at most
+//! [`MAX_REGEXES`] per expression, and every evaluation runs under
+//! [`Limits`]: a size per value, a total per evaluation and a step budget
+//! (see the `bounds` module). [`Expr::check_limits`] bounds the worst case
+//! from the syntax tree alone, so a mapping whose growth is visible in its
+//! text (`Replace` nested within `Replace`) is refused before it runs.
 
+mod bounds;
 mod dotnet_time;
 mod functions;
 mod parse;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bounds;
 
 use crate::model::{Attribute, Value};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use bounds::{
+    ASSUMED_ATTRIBUTE_BYTES, ITEM_BYTES, LimitError, Limits, MAX_REGEXES, REGEX_COMPILE_STEPS,
+    REGEX_SIZE_LIMIT, StaticLimitError, WorstCase,
+};
 pub use functions::FUNCTIONS;
 pub use parse::parse;
 
 /// The longest expression accepted, in characters (Entra's limit).
 pub const MAX_LEN: usize = 10_000;
 
-/// The deepest nesting of function calls accepted.
-pub const MAX_DEPTH: usize = 64;
+/// The deepest nesting of function calls accepted (checked at parse time).
+pub const MAX_DEPTH: usize = 32;
 
 /// A parsed expression, ready to evaluate any number of times.
 #[derive(Debug, Clone)]
@@ -91,8 +105,40 @@ impl Expr {
     ///
     /// `Err(EvalError::IgnoreFlow)` means the target attribute must be left
     /// out (not cleared); other errors describe bad data.
+    /// Runs under [`Limits::DEFAULT`].
     pub fn eval(&self, ctx: &dyn EvalContext) -> Result<Value, EvalError> {
-        functions::eval(&self.root, ctx)
+        self.eval_with(ctx, Limits::DEFAULT)
+    }
+
+    /// Evaluate under the given limits.
+    pub fn eval_with(&self, ctx: &dyn EvalContext, limits: Limits) -> Result<Value, EvalError> {
+        let mut budget = bounds::Budget::new(limits);
+        functions::eval(&self.root, ctx, &mut budget)
+    }
+
+    /// Evaluate under the given limits and also return the steps and bytes
+    /// the evaluation used (for measurements).
+    pub fn eval_metered(
+        &self,
+        ctx: &dyn EvalContext,
+        limits: Limits,
+    ) -> (Result<Value, EvalError>, (usize, usize)) {
+        let mut budget = bounds::Budget::new(limits);
+        let r = functions::eval(&self.root, ctx, &mut budget);
+        (r, budget.used())
+    }
+
+    /// Bound the worst case of every evaluation from the syntax tree alone,
+    /// for source attributes of at most [`ASSUMED_ATTRIBUTE_BYTES`].
+    pub fn worst_case(&self) -> WorstCase {
+        bounds::worst_case(&self.root, f64::INFINITY).0
+    }
+
+    /// Refuse the expression when its worst case ([`Expr::worst_case`])
+    /// exceeds `limits`: some value can outgrow `max_value_bytes`, all of
+    /// them together `max_total_bytes`, or its parts `max_steps`.
+    pub fn check_limits(&self, limits: &Limits) -> Result<WorstCase, StaticLimitError> {
+        bounds::check(&self.root, limits)
     }
 
     /// The attribute names the expression reads, in order of first use,
@@ -236,6 +282,16 @@ pub enum EvalError {
         column: usize,
         /// What went wrong.
         message: String,
+    },
+    /// The evaluation reached one of its [`Limits`].
+    #[error("{function} (column {column}): {error}")]
+    Limit {
+        /// The function (or `[attribute]`) that reached it.
+        function: String,
+        /// Where the call starts in the expression (0 when not a call).
+        column: usize,
+        /// Which limit, and the value reached.
+        error: LimitError,
     },
 }
 

@@ -13,7 +13,7 @@
 //! ```
 
 use super::functions::{self, Func};
-use super::{Call, Expr, MAX_DEPTH, MAX_LEN, Node, ParseError};
+use super::{Call, Expr, MAX_DEPTH, MAX_LEN, MAX_REGEXES, Node, ParseError};
 use crate::model::Value;
 
 /// Parse an expression.
@@ -32,7 +32,11 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
             ),
         });
     }
-    let mut p = Parser { chars, pos: 0 };
+    let mut p = Parser {
+        chars,
+        pos: 0,
+        regexes: 0,
+    };
     p.skip_ws();
     if p.at_end() {
         return Err(p.error_here("the expression is empty"));
@@ -54,6 +58,8 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
 struct Parser {
     chars: Vec<char>,
     pos: usize,
+    /// Literal regular expressions compiled so far.
+    regexes: usize,
 }
 
 fn err(column: usize, message: impl Into<String>) -> ParseError {
@@ -316,7 +322,11 @@ impl Parser {
         if depth >= MAX_DEPTH {
             return Err(err(
                 column,
-                format!("function calls are nested more than {MAX_DEPTH} deep"),
+                format!(
+                    "function calls are nested {} deep here, more than the limit of {MAX_DEPTH} \
+                     (max_depth); split the mapping or flatten the nesting",
+                    depth + 1
+                ),
             ));
         }
         self.pos += 1; // '('
@@ -372,6 +382,17 @@ impl Parser {
             && let (Some(Node::Lit(Value::Text(pattern))), Some(col)) =
                 (args.get(2), arg_columns.get(2))
         {
+            self.regexes += 1;
+            if self.regexes > MAX_REGEXES {
+                return Err(err(
+                    *col,
+                    format!(
+                        "this is regular expression number {} of the expression, more than the \
+                         limit of {MAX_REGEXES} (max_regexes)",
+                        self.regexes
+                    ),
+                ));
+            }
             regex = Some(functions::compile_regex(pattern).map_err(|m| err(*col, m))?);
         }
         Ok(Node::Call(Box::new(Call {

@@ -262,10 +262,16 @@ fn deep_nesting() {
     let c = ctx().with("a", t("ABC"));
     assert_eq!(ev_in(&c, &nested(MAX_DEPTH)), t("abc"));
     let e = perr(&nested(MAX_DEPTH + 1));
-    assert!(e.message.contains("nested more than"), "{e}");
+    assert!(
+        e.message.contains("more than the limit of 32 (max_depth)"),
+        "{e}"
+    );
     // Far deeper than the limit still fails cleanly (no stack overflow).
     let e = perr(&nested(1000));
-    assert!(e.message.contains("nested more than"), "{e}");
+    assert!(
+        e.message.contains("more than the limit of 32 (max_depth)"),
+        "{e}"
+    );
     let deep_parens = "(".repeat(5000);
     assert!(parse(&deep_parens).is_err());
 }

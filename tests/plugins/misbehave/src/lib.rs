@@ -12,6 +12,7 @@ use std::hint::black_box;
 
 // One module per class of attack (issue 9): each answers the behaviours it
 // knows and `None` for the others.
+mod budget;
 mod egress;
 mod hygiene;
 mod resources;
@@ -75,13 +76,18 @@ impl Guest for Misbehave {
                     "A second granted origin the `token` secret is not bound to",
                     false,
                 ),
+                hygiene::probe_setting(),
             ],
             secrets: vec![SecretSpec {
                 name: "token".into(),
                 description: "A bearer token the plugin tries to leak".into(),
                 required: false,
             }],
-            hosts: vec!["{url}".into(), "{other_url}".into()],
+            hosts: vec![
+                "{url}".into(),
+                "{other_url}".into(),
+                hygiene::PROBE_HOST.into(),
+            ],
             user_mappings: Vec::new(),
             group_mappings: Vec::new(),
         }
@@ -107,7 +113,8 @@ impl Guest for Misbehave {
             "ambient" => Ok(ambient()),
             "kv" => Ok(kv_roundtrip()),
             "big-response" => big_response(),
-            other => egress::run(other)
+            other => budget::run(other)
+                .or_else(|| egress::run(other))
                 .or_else(|| hygiene::run(other))
                 .or_else(|| resources::run(other))
                 .or_else(|| secrets::run(other))
@@ -125,6 +132,9 @@ impl Guest for Misbehave {
 
     /// Trivial for users (used by the per-call overhead benchmark).
     fn get(kind: ObjectKind, id: String) -> Result<TargetObject, ConnectorError> {
+        if let Some(r) = resources::get(&id) {
+            return r;
+        }
         match kind {
             ObjectKind::User => Ok(TargetObject {
                 id,
@@ -164,9 +174,9 @@ impl Guest for Misbehave {
     fn list(
         _kind: ObjectKind,
         _cursor: Option<String>,
-        _page_size: u32,
+        page_size: u32,
     ) -> Result<Page, ConnectorError> {
-        unsupported()
+        resources::list(page_size).unwrap_or_else(unsupported)
     }
 
     fn add_members(_group_id: String, _member_ids: Vec<String>) -> Result<(), ConnectorError> {

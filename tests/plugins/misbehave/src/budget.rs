@@ -1,0 +1,34 @@
+//! Behaviours of the request-budget class: they try to send faster than the
+//! connection's `requests_per_second`.
+
+use crate::*;
+
+/// Runs `behaviour` if it belongs to this class.
+pub(crate) fn run(behaviour: &str) -> Option<Result<String, ConnectorError>> {
+    match behaviour {
+        "rate-burst" => Some(rate_burst()),
+        "redirect-chain" => Some(redirect_chain()),
+        _ => None,
+    }
+}
+
+/// 15 back-to-back requests as fast as the guest can issue them.
+fn rate_burst() -> Result<String, ConnectorError> {
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        let resp = send(&request(Method::Get, url_from("url", "/ping")?))?;
+        statuses.push(resp.status.to_string());
+    }
+    Ok(statuses.join(","))
+}
+
+/// Three requests that each follow a chain of four redirects: 15 hops, which
+/// must each spend a token of the budget.
+fn redirect_chain() -> Result<String, ConnectorError> {
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let resp = send(&request(Method::Get, url_from("url", "/chain/4")?))?;
+        statuses.push(resp.status.to_string());
+    }
+    Ok(statuses.join(","))
+}
