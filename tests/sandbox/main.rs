@@ -92,6 +92,7 @@ impl World {
                 HostPattern::parse(&self.a.url).unwrap(),
                 HostPattern::parse(&self.b.url).unwrap(),
             ],
+            private_hosts: vec![],
             secrets: BTreeMap::from([("token".to_string(), token)]),
             limits,
         };
