@@ -487,6 +487,7 @@ async fn session_reuse_and_expiry_in_process() {
             ("api_url".to_string(), emu.api_url.clone()),
         ]),
         allowed_hosts: vec![origin],
+        private_hosts: vec![],
         secrets: BTreeMap::from([("password".to_string(), secret)]),
         secret_placements: BTreeMap::from([(
             "password".to_string(),

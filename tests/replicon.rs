@@ -138,7 +138,8 @@ fn test_connection_ok_bad_password_and_unknown_company() {
     assert!(
         text.contains("Replicon tenant 'Acme'")
             && text.contains(&env.emu.root())
-            && text.contains("Acme\\admin")
+            // Guest text is printed escaped: the backslash shows doubled.
+            && text.contains("Acme\\\\admin")
             && text.contains(&env.emu.uri(1)),
         "{text}"
     );
@@ -158,7 +159,7 @@ fn test_connection_ok_bad_password_and_unknown_company() {
     let (ok, _, stderr) = env.run("not-the-password-42", &["test-connection", "rp"]);
     assert!(!ok && stderr.contains("[unauthorized]"), "{stderr}");
     assert!(
-        stderr.contains("Acme\\admin") && stderr.contains("`password` secret"),
+        stderr.contains("Acme\\\\admin") && stderr.contains("`password` secret"),
         "{stderr}"
     );
     assert!(stderr.contains("AuthenticationError1"), "{stderr}");

@@ -106,10 +106,36 @@ async fn main() {
             ("url".to_string(), "http://127.0.0.1:9".to_string()),
         ]),
         allowed_hosts: vec![],
+        private_hosts: vec![],
         secrets: BTreeMap::new(),
         secret_placements: BTreeMap::new(),
         limits: Limits::default(),
     };
+    // Each connection builds its own HTTP client(s) at connect (own pool,
+    // resolve-check-connect resolver; a second client when an origin is
+    // opted in to private addresses).
+    let mut connects = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let c = rt.connect(p.clone(), spec.clone()).unwrap();
+        connects.push(t.elapsed());
+        drop(c);
+    }
+    row("connect (one HTTP client)", connects);
+    let private = provisio::capabilities::http::HostPattern::parse("http://localhost:9").unwrap();
+    let private_spec = ConnectionSpec {
+        allowed_hosts: vec![private.clone()],
+        private_hosts: vec![private],
+        ..spec.clone()
+    };
+    let mut connects = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let c = rt.connect(p.clone(), private_spec.clone()).unwrap();
+        connects.push(t.elapsed());
+        drop(c);
+    }
+    row("connect (two HTTP clients: a private opt-in)", connects);
     let conn = rt.connect(p, spec).unwrap();
     for _ in 0..200 {
         conn.get(ObjectKind::User, "warm").await.unwrap();

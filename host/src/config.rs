@@ -26,7 +26,7 @@
 //! source = "corp"
 //! settings = { base_url = "http://127.0.0.1:18080/v2" }
 //! secrets = { token = "scim_token" } # plugin's name -> [secrets.*] entry
-//! allowed_hosts = ["http://127.0.0.1:18080"]
+//! allowed_hosts = ["http://127.0.0.1:18080"] # or { origin = "http://idp.internal:8080", private = true }
 //! deletion_threshold = 500           # more disables+deletes in a cycle are held (0 = off)
 //! skip_out_of_scope_deletions = false
 //! concurrency = 4
@@ -221,7 +221,7 @@ struct RawConnection {
     #[serde(default)]
     secrets: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
-    allowed_hosts: Vec<Spanned<String>>,
+    allowed_hosts: Vec<Spanned<toml::Value>>,
     limits: Option<Spanned<RawLimits>>,
     source: Option<Spanned<String>>,
     scope: Option<Spanned<ScopeConfig>>,
@@ -276,6 +276,9 @@ pub struct ConnectionConfig {
     pub secret_placements: BTreeMap<String, Vec<crate::model::Placement>>,
     /// Granted hosts.
     pub allowed_hosts: Vec<HostPattern>,
+    /// Granted hosts opted in to non-public addresses (`private = true`);
+    /// each is also in `allowed_hosts`.
+    pub private_hosts: Vec<HostPattern>,
     /// Limits.
     pub limits: Limits,
     /// The source it syncs from.
@@ -715,7 +718,7 @@ impl Config {
             for (plugin_name, grant) in c.secrets {
                 let gfield = format!("{field}.secrets.{plugin_name}");
                 let span = grant.span();
-                let (op, confirmed) = parse_grant(grant.into_inner())
+                let (op, confirmed) = parse_secret_grant(grant.into_inner())
                     .map_err(|m| cx.at(span.clone(), gfield.clone(), m))?;
                 let op = Spanned::new(span, op);
                 if let Some(confirmed) = confirmed {
@@ -749,11 +752,14 @@ impl Config {
                 grants.insert(plugin_name, op.into_inner());
             }
             let mut allowed = Vec::new();
+            let mut private = Vec::new();
             for h in &c.allowed_hosts {
-                allowed.push(
-                    HostPattern::parse(h.get_ref())
-                        .map_err(|m| cx.at(h.span(), format!("{field}.allowed_hosts"), m))?,
-                );
+                let (pattern, is_private) = parse_grant(h.get_ref())
+                    .map_err(|m| cx.at(h.span(), format!("{field}.allowed_hosts"), m))?;
+                if is_private {
+                    private.push(pattern.clone());
+                }
+                allowed.push(pattern);
             }
             let conn_limits = match &c.limits {
                 Some(l) => apply_limits(limits, l.get_ref())
@@ -829,6 +835,7 @@ impl Config {
                     secrets: grants,
                     secret_placements: placements,
                     allowed_hosts: allowed,
+                    private_hosts: private,
                     limits: conn_limits,
                     source: c.source.map(Spanned::into_inner),
                     scope,
@@ -1018,6 +1025,7 @@ impl Config {
                 name: c.name.clone(),
                 settings: c.settings.clone(),
                 allowed_hosts: c.allowed_hosts.clone(),
+                private_hosts: c.private_hosts.clone(),
                 secrets,
                 secret_placements: c.secret_placements.clone(),
                 limits: c.limits,
@@ -1322,7 +1330,9 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
 /// A connection's secret grant: `"<secret>"`, or the long form
 /// `{ secret = "<secret>", placements = ["bearer", "login:<exchange>", ...] }`
 /// that confirms where the plugin may place it.
-fn parse_grant(v: toml::Value) -> Result<(String, Option<Vec<crate::model::Placement>>), String> {
+fn parse_secret_grant(
+    v: toml::Value,
+) -> Result<(String, Option<Vec<crate::model::Placement>>), String> {
     const FORM: &str = "a grant is the name of a [secrets.*] entry, or \
         { secret = \"<name>\", placements = [\"bearer\" | \"basic\" | \"header:<name>\" | \"login:<exchange>\", ...] }";
     match v {
@@ -1359,6 +1369,61 @@ fn parse_grant(v: toml::Value) -> Result<(String, Option<Vec<crate::model::Place
             Ok((secret, Some(placements)))
         }
         _ => Err(FORM.to_string()),
+    }
+}
+
+/// How an `allowed_hosts` entry is written, for error messages.
+const GRANT_SYNTAX: &str = "an allowed_hosts entry is an origin string such as \"https://api.example.com\" \
+     or a table { origin = \"http://idp.internal:8080\", private = true } (private = true lets the \
+     origin's host name resolve to loopback, private and other non-public addresses)";
+
+/// One `allowed_hosts` entry: an origin string, or `{ origin, private }`.
+/// Returns the pattern and whether it is opted in to non-public addresses.
+fn parse_grant(value: &toml::Value) -> Result<(HostPattern, bool), String> {
+    match value {
+        toml::Value::String(s) => Ok((HostPattern::parse(s)?, false)),
+        toml::Value::Table(t) => {
+            if let Some(k) = t
+                .keys()
+                .find(|k| !matches!(k.as_str(), "origin" | "private"))
+            {
+                return Err(format!("unknown key '{k}'; {GRANT_SYNTAX}"));
+            }
+            let origin = match t.get("origin") {
+                Some(toml::Value::String(o)) => o,
+                Some(other) => {
+                    return Err(format!(
+                        "origin must be a string, not {}; {GRANT_SYNTAX}",
+                        with_article(other.type_str())
+                    ));
+                }
+                None => return Err(format!("the table has no origin; {GRANT_SYNTAX}")),
+            };
+            let private = match t.get("private") {
+                Some(toml::Value::Boolean(b)) => *b,
+                Some(other) => {
+                    return Err(format!(
+                        "private must be true or false, not {}; {GRANT_SYNTAX}",
+                        with_article(other.type_str())
+                    ));
+                }
+                None => false,
+            };
+            Ok((HostPattern::parse(origin)?, private))
+        }
+        other => Err(format!(
+            "{} is not a grant; {GRANT_SYNTAX}",
+            with_article(other.type_str())
+        )),
+    }
+}
+
+/// "an integer", "a string".
+fn with_article(noun: &str) -> String {
+    if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {noun}")
+    } else {
+        format!("a {noun}")
     }
 }
 
@@ -1485,6 +1550,63 @@ limits = {{ memory_mb = 32 }}
             e.contains(":14:") && e.contains("unknown field `allowed_host`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn allowed_hosts_take_strings_and_private_opt_in_tables() {
+        let text = good().replace(
+            r#"allowed_hosts = ["http://127.0.0.1:18080"]"#,
+            r#"allowed_hosts = ["http://127.0.0.1:18080", { origin = "http://idp.internal:8080", private = true }, { origin = "https://api.example.com/v2" }, { origin = "https://b.example.com", private = false }]"#,
+        );
+        let c = parse(&text).unwrap();
+        let (_, spec) = c.connection_spec("demo").unwrap();
+        let names = |ps: &[HostPattern]| ps.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            names(&spec.allowed_hosts),
+            [
+                "http://127.0.0.1:18080",
+                "http://idp.internal:8080",
+                "https://api.example.com/v2",
+                "https://b.example.com"
+            ]
+        );
+        assert_eq!(names(&spec.private_hosts), ["http://idp.internal:8080"]);
+
+        for (entry, needle) in [
+            (
+                r#"{ origin = "http://x:1", privat = true }"#,
+                "unknown key 'privat'",
+            ),
+            (r#"{ private = true }"#, "the table has no origin"),
+            (
+                r#"{ origin = 5 }"#,
+                "origin must be a string, not an integer",
+            ),
+            (
+                r#"{ origin = "http://x:1", private = "yes" }"#,
+                "private must be true or false",
+            ),
+            (
+                r#"{ origin = "x.example", private = true }"#,
+                "has no scheme",
+            ),
+            ("7", "an integer is not a grant"),
+        ] {
+            let text = good().replace(
+                r#"allowed_hosts = ["http://127.0.0.1:18080"]"#,
+                &format!("allowed_hosts = [{entry}]"),
+            );
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(
+                e.contains(":14:")
+                    && e.contains("connections.demo.allowed_hosts")
+                    && e.contains(needle),
+                "{entry}: {e}"
+            );
+            if !needle.contains("scheme") {
+                assert!(e.contains("private = true"), "says how to write it: {e}");
+            }
+        }
     }
 
     #[test]

@@ -99,6 +99,7 @@ impl World {
                 HostPattern::parse(&self.a.url).unwrap(),
                 HostPattern::parse(&self.b.url).unwrap(),
             ],
+            private_hosts: vec![],
             secrets: BTreeMap::from([
                 ("token".to_string(), bound_to_a("sandbox_token", TOKEN)),
                 ("token2".to_string(), bound_to_a("sandbox_token2", TOKEN2)),

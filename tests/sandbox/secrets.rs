@@ -145,6 +145,7 @@ async fn a_login_placement_needs_the_operators_confirmation() {
             ("url".to_string(), w.a.url.clone()),
         ]),
         allowed_hosts: vec![HostPattern::parse(&w.a.url).unwrap()],
+        private_hosts: vec![],
         secrets: BTreeMap::from([(
             "password".to_string(),
             Arc::new(Secret {

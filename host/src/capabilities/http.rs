@@ -8,7 +8,13 @@
 //! 1. checks the URL against the connection's [`Allowlist`]: the plugin's
 //!    declared host patterns (filled from settings) **intersected** with the
 //!    operator's grant; plain `http` only where the operator granted an `http`
-//!    origin explicitly;
+//!    origin explicitly; then the egress rules of [`super::egress`]: an IP
+//!    literal must be public or named by the grant, a path under a path-prefix
+//!    grant may not hide `/`, `\` or `.` in encodings, and forwarding and
+//!    hop-by-hop headers are refused. Host names are resolved by the
+//!    connection's [`HttpClient`] through [`super::resolve`], which connects
+//!    only to public addresses unless the operator opted the origin in
+//!    (`{ origin = "...", private = true }`);
 //! 2. refuses the request if any text the guest wrote (the URL, header names
 //!    and literal parts of headers, auth and body) carries a value the
 //!    connection holds, in any encoding the [`SecretScanner`] knows; then
@@ -120,6 +126,34 @@ impl HostPattern {
         })
     }
 
+    /// Whether `host` (a URL's host as serialised, or a name to resolve) is
+    /// this pattern's host, or one of its subdomains for a wildcard pattern.
+    pub fn host_matches(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        if self.wildcard {
+            host.ends_with(&self.host) && host.len() > self.host.len()
+        } else {
+            host == self.host
+        }
+    }
+
+    /// Whether this pattern's host is the IP literal `addr` (in any of the
+    /// forms the URL parser accepts for it).
+    pub fn names_address(&self, addr: std::net::IpAddr) -> bool {
+        !self.wildcard
+            && self
+                .host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a == addr)
+    }
+
+    /// The path prefix (no trailing `/`; empty for an origin-wide pattern).
+    pub fn path_prefix(&self) -> &str {
+        &self.path_prefix
+    }
+
     /// Whether `url` lies within this pattern.
     pub fn matches(&self, url: &Url) -> bool {
         if url.scheme() != self.scheme || url.port_or_known_default() != Some(self.port) {
@@ -128,13 +162,7 @@ impl HostPattern {
         let Some(host) = url.host_str() else {
             return false;
         };
-        let host = host.to_ascii_lowercase();
-        let host_ok = if self.wildcard {
-            host.ends_with(&self.host) && host.len() > self.host.len()
-        } else {
-            host == self.host
-        };
-        if !host_ok {
+        if !self.host_matches(host) {
             return false;
         }
         if self.path_prefix.is_empty() {
@@ -199,12 +227,54 @@ pub fn fill_pattern(
 pub struct Allowlist {
     declared: Vec<HostPattern>,
     granted: Vec<HostPattern>,
+    /// Granted origins the operator opted in to non-public addresses
+    /// (`{ origin = "...", private = true }`); see [`super::egress`].
+    private: Vec<HostPattern>,
 }
 
 impl Allowlist {
     /// Build from the plugin's filled declared patterns and the operator's grant.
     pub fn new(declared: Vec<HostPattern>, granted: Vec<HostPattern>) -> Self {
-        Allowlist { declared, granted }
+        Allowlist {
+            declared,
+            granted,
+            private: Vec::new(),
+        }
+    }
+
+    /// Opt these origins in to non-public addresses (their host names may
+    /// resolve to loopback, private, … addresses). They grant nothing by
+    /// themselves: each must also be among the granted patterns.
+    pub fn with_private(mut self, private: Vec<HostPattern>) -> Self {
+        self.private = private;
+        self
+    }
+
+    /// The operator's granted patterns.
+    pub fn granted(&self) -> &[HostPattern] {
+        &self.granted
+    }
+
+    /// The origins opted in to non-public addresses.
+    pub fn private(&self) -> &[HostPattern] {
+        &self.private
+    }
+
+    /// Whether `url` lies in an origin opted in to non-public addresses.
+    pub fn is_private(&self, url: &Url) -> bool {
+        self.private.iter().any(|p| p.matches(url))
+    }
+
+    /// The egress checks of one hop after the allowlist (see
+    /// [`super::egress`]): an IP-literal host must be public or named by a
+    /// grant; under a path-prefix grant the path (as written in `raw` and as
+    /// parsed) may not hide separators or dot segments.
+    pub fn check_egress(&self, raw: &str, url: &Url) -> Result<(), super::egress::EgressError> {
+        super::egress::check_literal(url, &self.granted)?;
+        if let Some(grant) = super::egress::prefix_guard(&self.declared, &self.granted, url) {
+            super::egress::check_path(raw, url, grant)?;
+        }
+        Ok(())
     }
 
     /// An allowlist that allows nothing (used for `describe`).
@@ -386,36 +456,64 @@ pub struct LoginResponse {
     pub captured: Vec<String>,
 }
 
-/// Headers a guest may not set: the host owns framing and routing.
-const FORBIDDEN_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-    "te",
-    "trailer",
-    "proxy-authorization",
-];
-
-/// The process-wide HTTP client (connection pooling across connections).
+/// One connection's HTTP client: connection pooling within the connection,
+/// and the resolve-check-connect hook of [`super::resolve`].
 #[derive(Debug, Clone)]
 pub struct HttpClient {
+    /// Every request, except to origins opted in to non-public addresses.
     client: reqwest::Client,
+    /// Requests to origins opted in to non-public addresses (own pool).
+    private: Option<reqwest::Client>,
+    /// Those origins.
+    private_origins: Vec<HostPattern>,
+}
+
+fn build_client(resolver: super::resolve::CheckedResolver) -> Result<reqwest::Client, HttpError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(concat!("provisio/", env!("CARGO_PKG_VERSION")))
+        // Direct connections only: through a proxy the checked address
+        // would be the proxy's, not the target's.
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(resolver))
+        .build()
+        .map_err(|e| HttpError::Connection(format!("cannot build the HTTP client: {e}")))
 }
 
 impl HttpClient {
-    /// Build the client: rustls, no automatic redirects (the host follows
-    /// them itself, checking each hop).
+    /// A client that connects to public addresses only (and IP literals the
+    /// policy's grant names): rustls, no automatic redirects (the host
+    /// follows them itself, checking each hop), no proxy.
     pub fn new() -> Result<Self, HttpError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("provisio/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| HttpError::Connection(format!("cannot build the HTTP client: {e}")))?;
-        Ok(HttpClient { client })
+        Ok(HttpClient {
+            client: build_client(super::resolve::CheckedResolver::public_only())?,
+            private: None,
+            private_origins: Vec::new(),
+        })
+    }
+
+    /// The client of a connection with `allowlist`: like [`HttpClient::new`],
+    /// plus a second client for the origins opted in to non-public addresses
+    /// when there are any.
+    pub fn for_allowlist(allowlist: &Allowlist) -> Result<Self, HttpError> {
+        let mut client = HttpClient::new()?;
+        if !allowlist.private().is_empty() {
+            client.private = Some(build_client(
+                super::resolve::CheckedResolver::allowing_private(allowlist.private().to_vec()),
+            )?);
+            client.private_origins = allowlist.private().to_vec();
+        }
+        Ok(client)
+    }
+
+    /// The client for a hop to `url`.
+    fn pick(&self, url: &Url) -> &reqwest::Client {
+        match &self.private {
+            Some(private) if self.private_origins.iter().any(|p| p.matches(url)) => private,
+            _ => &self.client,
+        }
     }
 
     /// Send a guest request under `policy`, following redirects hop by hop.
@@ -429,10 +527,11 @@ impl HttpClient {
         })?;
         let mut method = request.method;
         let mut body = request.body.clone();
+        let mut raw = request.url.clone();
         for hop in 0..=policy.max_redirects {
             let started = Instant::now();
             let response = self
-                .send_one(policy, method, &url, &request, body.as_ref())
+                .send_one(policy, method, (&url, &raw), &request, body.as_ref())
                 .await;
             let ms = started.elapsed().as_millis() as u64;
             let (resp, fault) = match response {
@@ -482,6 +581,7 @@ impl HttpClient {
                         body = None;
                     }
                     url = next;
+                    raw = loc;
                 }
                 _ => return Ok(scrub(resp, &policy.secrets)),
             }
@@ -493,12 +593,12 @@ impl HttpClient {
         &self,
         policy: &HttpPolicy,
         method: Method,
-        url: &Url,
+        (url, raw): (&Url, &str),
         request: &OutboundRequest,
         body: Option<&Vec<Segment>>,
     ) -> Result<(InboundResponse, Option<Fault>), (HttpError, Option<Fault>)> {
         let request = self
-            .prepare(policy, method, url, request, body)
+            .prepare(policy, method, (url, raw), request, body)
             .map_err(|e| (e, None))?;
         // Every hop that passed the policy spends one token of the
         // connection's budget (a refused request is never sent, so it costs
@@ -541,17 +641,22 @@ impl HttpClient {
         Ok((response, fault))
     }
 
-    /// Steps 1 and 2 of a hop: the allowlist, the scan of what the guest
-    /// wrote, then the request with its secrets placed.
+    /// Steps 1 and 2 of a hop: the allowlist and the egress checks (`raw` is
+    /// the URL as the guest or the redirect wrote it), the scan of what the
+    /// guest wrote, then the request with its secrets placed.
     fn prepare(
         &self,
         policy: &HttpPolicy,
         method: Method,
-        url: &Url,
+        (url, raw): (&Url, &str),
         request: &OutboundRequest,
         body: Option<&Vec<Segment>>,
     ) -> Result<reqwest::Request, HttpError> {
         policy.allowlist.check(url).map_err(HttpError::Denied)?;
+        policy
+            .allowlist
+            .check_egress(raw, url)
+            .map_err(|e| HttpError::Denied(e.to_string()))?;
         let scanner = policy.secrets.scanner();
         let refuse_carried = |what: &str, text: &str| -> Result<(), HttpError> {
             match scanner.find(text.as_bytes()) {
@@ -566,15 +671,12 @@ impl HttpClient {
         };
         refuse_carried("URL", url.as_str())?;
         let mut builder = self
-            .client
+            .pick(url)
             .request(method.as_reqwest(), url.clone())
             .timeout(policy.timeout);
         for (name, value) in &request.headers {
-            if FORBIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                return Err(HttpError::InvalidRequest(format!(
-                    "header '{name}' is set by the host and may not be set by a connector"
-                )));
-            }
+            super::egress::check_header(name)
+                .map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
             refuse_carried("header name", name)?;
             refuse_carried(&format!("header '{name}'"), &literal_text(value))?;
             let rendered = render(
@@ -632,8 +734,9 @@ impl HttpClient {
         url: &str,
         headers: Vec<(String, Vec<Segment>)>,
     ) -> Result<LoginResponse, HttpError> {
-        let url = Url::parse(url).map_err(|e| {
-            HttpError::InvalidRequest(format!("'{url}' is not an absolute URL: {e}"))
+        let raw = url;
+        let url = Url::parse(raw).map_err(|e| {
+            HttpError::InvalidRequest(format!("'{raw}' is not an absolute URL: {e}"))
         })?;
         let Some(x) = policy.logins.iter().find(|l| l.name == exchange) else {
             let declared: Vec<&str> = policy.logins.iter().map(|l| l.name.as_str()).collect();
@@ -672,7 +775,7 @@ impl HttpClient {
             body: None,
         };
         let started = Instant::now();
-        let mut request = match self.prepare(policy, Method::Post, &url, &outbound, None) {
+        let mut request = match self.prepare(policy, Method::Post, (&url, raw), &outbound, None) {
             Ok(r) => r,
             Err(e) => {
                 audit_failure(policy, Method::Post, &url, &e, 0);
@@ -776,10 +879,10 @@ impl HttpClient {
         request: reqwest::Request,
     ) -> Result<InboundResponse, HttpError> {
         let mut resp = self
-            .client
+            .pick(url)
             .execute(request)
             .await
-            .map_err(|e| classify(&e, policy))?;
+            .map_err(|e| classify(&e, policy, url))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -798,7 +901,7 @@ impl HttpClient {
             return Err(too_large(policy, url));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e, policy))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e, policy, url))? {
             if body.len() + chunk.len() > policy.max_response_bytes {
                 return Err(too_large(policy, url));
             }
@@ -888,7 +991,23 @@ fn too_large(policy: &HttpPolicy, url: &Url) -> HttpError {
     ))
 }
 
-fn classify(e: &reqwest::Error, policy: &HttpPolicy) -> HttpError {
+fn classify(e: &reqwest::Error, policy: &HttpPolicy, url: &Url) -> HttpError {
+    // The resolver's refusal (resolve-check-connect, see `super::resolve`).
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<super::egress::EgressError>() {
+            return HttpError::Denied(format!(
+                "{refused}; the connection reaches non-public addresses only where the operator \
+                 allows it: grant the origin as {{ origin = \"{}\", private = true }} in the \
+                 connection's allowed_hosts, or grant the address literally",
+                origin_of(url)
+            ));
+        }
+        if let Some(failed) = s.downcast_ref::<super::resolve::ResolveError>() {
+            return HttpError::Connection(failed.to_string());
+        }
+        source = s.source();
+    }
     // reqwest's messages include the URL, never our headers.
     let msg = e.to_string();
     if e.is_timeout() {
@@ -1161,6 +1280,37 @@ mod tests {
                 .check(&u("https://acme.zendesk.com/"))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn egress_checks_of_a_hop() {
+        let a = Allowlist::new(
+            vec![p("http://127.0.0.1:8080"), p("https://api.example.com")],
+            vec![p("http://127.0.0.1:8080"), p("https://api.example.com/v2")],
+        )
+        .with_private(vec![p("https://api.example.com/v2")]);
+        // IP literals: checked even if a caller skipped the allowlist.
+        let ok = u("http://127.0.0.1:8080/x");
+        a.check_egress(ok.as_str(), &ok).unwrap();
+        let mapped = u("http://[::ffff:127.0.0.1]:8080/x");
+        let e = a.check_egress(mapped.as_str(), &mapped).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no entry of the connection's allowed_hosts names it"),
+            "{e}"
+        );
+        // Paths under the granted prefix, as written and as parsed.
+        let raw = "https://api.example.com/v2/x/%2e%2e/users";
+        let e = a.check_egress(raw, &u(raw)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("under the path-prefix grant https://api.example.com/v2"),
+            "{e}"
+        );
+        let plain = u("https://api.example.com/v2/users");
+        a.check_egress(plain.as_str(), &plain).unwrap();
+        assert!(a.is_private(&plain));
+        assert!(!a.is_private(&ok));
     }
 
     #[test]

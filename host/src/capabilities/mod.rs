@@ -6,6 +6,10 @@
 //! - [`http`]: outbound requests, checked against the connection's allowlist
 //!   (the plugin's declared host patterns intersected with the operator's grant),
 //!   with secrets substituted at send time and every decision audited.
+//! - [`egress`]: the pure egress policy inside a granted origin: address
+//!   ranges, path encodings under path-prefix grants, forbidden headers.
+//! - [`resolve`]: the DNS hook that resolves, checks every address with
+//!   [`egress`], and lets the HTTP client connect only to what passed.
 //! - [`audit`]: the per-connection budget of the egress audit records, with
 //!   a count of the records it dropped.
 //! - [`secrets`]: operator-defined secrets, bound to hosts, referenced by name;
@@ -21,10 +25,12 @@
 //!   that records every HTTP hop and injects faults (a lost response, a 429).
 
 pub mod audit;
+pub mod egress;
 pub mod http;
 pub mod intercept;
 pub mod kv;
 pub mod log;
 pub mod ratelimit;
+pub mod resolve;
 pub mod secret_scan;
 pub mod secrets;

@@ -12,7 +12,7 @@ use super::bindings::{PluginPre, guest};
 use super::guest_output::{self, GUEST_OUTPUT_LIMITS, GuestOutput};
 use super::sandbox::{self, CallError, ConnectionContext, Limits, Metered, StoreState};
 use super::{Plugin, Runtime};
-use crate::capabilities::http::{Allowlist, HostPattern, HttpPolicy, fill_pattern};
+use crate::capabilities::http::{Allowlist, HostPattern, HttpClient, HttpPolicy, fill_pattern};
 use crate::capabilities::intercept::Interceptor;
 use crate::capabilities::kv::{KvCache, KvLimits};
 use crate::capabilities::log::GuestLog;
@@ -35,6 +35,11 @@ pub struct ConnectionSpec {
     pub settings: BTreeMap<String, String>,
     /// Hosts the operator grants.
     pub allowed_hosts: Vec<HostPattern>,
+    /// Granted origins whose host names may resolve to non-public addresses
+    /// (loopback, private, link-local, …): `{ origin = "...", private = true }`
+    /// in `allowed_hosts`. Each must also be in `allowed_hosts`; this grants
+    /// nothing by itself. IP literals in `allowed_hosts` need no opt-in.
+    pub private_hosts: Vec<HostPattern>,
     /// Secrets granted, keyed by the plugin's names.
     pub secrets: BTreeMap<String, Arc<Secret>>,
     /// Placements the operator confirmed for a secret, keyed by the plugin's
@@ -160,6 +165,14 @@ pub enum ConnectionError {
         plugin: String,
         /// The declared pattern.
         pattern: String,
+        /// Why.
+        message: String,
+    },
+    /// The connection's HTTP client could not be built.
+    #[error("connection '{connection}': {message}")]
+    HttpClient {
+        /// Connection.
+        connection: String,
         /// Why.
         message: String,
     },
@@ -378,6 +391,13 @@ impl Runtime {
             })
             .collect();
         let limits = spec.limits;
+        let allowlist =
+            Allowlist::new(declared, spec.allowed_hosts).with_private(spec.private_hosts);
+        let http_client =
+            HttpClient::for_allowlist(&allowlist).map_err(|e| ConnectionError::HttpClient {
+                connection: connection.clone(),
+                message: e.to_string(),
+            })?;
         let ctx = ConnectionContext {
             name: spec.name.clone(),
             plugin: plugin.name.clone(),
@@ -385,7 +405,7 @@ impl Runtime {
             defaults,
             http: HttpPolicy {
                 connection: spec.name.clone(),
-                allowlist: Allowlist::new(declared, spec.allowed_hosts),
+                allowlist,
                 secrets,
                 timeout: limits.http_timeout,
                 max_response_bytes: limits.max_response_bytes,
@@ -397,7 +417,7 @@ impl Runtime {
                 interceptor,
                 logins,
             },
-            http_client: self.http.clone(),
+            http_client,
             log: GuestLog::new(spec.name.clone(), plugin.name.clone(), limits.log),
             kv: KvCache::new(KvLimits::default()),
             slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_calls)),

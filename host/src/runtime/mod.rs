@@ -3,12 +3,14 @@
 //! One [`Runtime`] per process holds the wasmtime [`Engine`] (with epoch
 //! interruption driven by a ticker thread), the [`Linker`] with WASI (empty
 //! context) and the host capabilities, the precompiled-artifact cache, and the
-//! shared HTTP client.
+//! HTTP client of `describe` (which may reach nothing). Each connection builds
+//! its own HTTP client at connect (own pool, own resolver policy).
 //!
 //! - [`plugin`]: load a file into a [`Plugin`] (pin check, compile or cached
 //!   artifact, contract check, `InstancePre`, manifest).
 //! - [`connection`]: a [`Connection`] binds a plugin to one operator
-//!   configuration (settings, allowed hosts, secrets, limits) and exposes the
+//!   configuration (settings, allowed hosts, private-address opt-ins, secrets,
+//!   limits, its own HTTP client) and exposes the
 //!   connector operations as async methods; each call runs in a fresh store.
 //! - [`sandbox`]: the store, its limits, and how traps become [`CallError`]s.
 //! - [`shape`]: caps on a component's instances, memories and tables,

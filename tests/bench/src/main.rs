@@ -640,6 +640,7 @@ async fn per_operation(w: &Work, args: &Args, misbehave: &Path, t: &mut Table) -
         .into_iter()
         .collect(),
         allowed_hosts: vec![],
+        private_hosts: vec![],
         secrets: Default::default(),
         secret_placements: Default::default(),
         limits: Limits::default(),
