@@ -61,7 +61,11 @@ pub fn capture_logs() -> (LogBuf, tracing::subscriber::DefaultGuard) {
         .with_ansi(false)
         .with_writer(provisio::telemetry::Redacting(move || b2.clone()))
         .finish();
-    (buf, tracing::subscriber::set_default(sub))
+    let guard = tracing::subscriber::set_default(sub);
+    // Callsites first hit under another thread's (or no) subscriber may have
+    // cached "never interested"; re-ask them now that this one is in place.
+    tracing::callsite::rebuild_interest_cache();
+    (buf, guard)
 }
 
 /// What a fixture server saw.
