@@ -12,10 +12,12 @@
 //!
 //! Store writes go through a [`GroupCommit`]: the writes of the calls in
 //! flight share one transaction and one sync to disk. An intent is still on
-//! disk before its connector call (the executor awaits its commit); results
-//! and their intents' removal still commit together; log records and escrow
-//! clears are committed with the next group (at the latest at the end of the
-//! phase).
+//! disk before its connector call (the executor awaits its commit); a target
+//! write's result, its intent's removal and its provisioning-log record
+//! commit together, so a crash keeps all three or none (then the intent
+//! makes the next cycle resume the object); the log records of objects that
+//! wrote nothing (failures, skips) and escrow changes are committed with the
+//! next group (at the latest at the end of the phase).
 //!
 //! Test hook: `PROVISIO_CRASH_AFTER_WRITES=N` aborts the process right after
 //! the N-th successful connector write, before the store records it — the
@@ -87,7 +89,15 @@ struct Record {
     /// Set when the failure is worth retrying within the cycle: the delay the
     /// target asked for (Retry-After), or none for the default backoff.
     retry: Option<Option<std::time::Duration>>,
+    /// A successful target write's completion (the intent's removal with
+    /// the link's new state). [`Executor::run_one`] commits it in the same
+    /// write as the object's provisioning-log record, so that a crash never
+    /// keeps one without the other.
+    completion: Option<Completion>,
 }
+
+/// The store write that records a finished target write.
+type Completion = Box<dyn FnOnce(&Store) -> Result<(), StoreError> + Send>;
 
 /// Attempts of one object within a cycle (the first plus retries).
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -137,6 +147,7 @@ fn store_failure(
             target_id,
             error: Some(("StoreError".into(), e.to_string())),
             retry: None,
+            completion: None,
         },
     )
 }
@@ -474,6 +485,7 @@ impl<'a> Executor<'a> {
                     target_id: p.link.as_ref().map(|l| l.target_id.clone()),
                     error: failed.then(|| ("MappingError".to_string(), reason.clone())),
                     retry: None,
+                    completion: None,
                 };
                 (
                     if failed {
@@ -486,6 +498,8 @@ impl<'a> Executor<'a> {
             }
             _ => self.perform_with_retries(p, steps).await,
         };
+        let mut status = status;
+        let mut rec = rec;
         if status == LogStatus::Failure
             && let Some((code, reason)) = &rec.error
         {
@@ -506,7 +520,41 @@ impl<'a> Executor<'a> {
             log.error_reason = Some(crate::capabilities::secrets::redact(&reason));
         }
         log.duration_ms = started.elapsed().as_millis() as u64;
-        self.append_log(log);
+        match rec.completion.take() {
+            // A target write happened: its completion and its log record are
+            // one durable write (a crash keeps both or neither; with
+            // neither, the intent still on disk makes the next cycle resume
+            // the object).
+            Some(complete) => {
+                let entry = log.clone();
+                let done = self
+                    .group
+                    .durable(move |s| {
+                        complete(s)?;
+                        s.append_log(&entry).map(drop)
+                    })
+                    .await;
+                match done {
+                    Ok(()) => self.escrow_clear(d.kind, &d.source_id),
+                    Err(e) => {
+                        status = LogStatus::Failure;
+                        let reason = format!(
+                            "{} {}: the target was written but the state store failed to record it: {e}",
+                            d.kind,
+                            log.target_id.as_deref().unwrap_or("?")
+                        );
+                        log.status = status;
+                        log.steps
+                            .push(step(StepKind::Export, LogStatus::Failure, reason.clone()));
+                        log.error_code = Some("StoreError".into());
+                        log.error_reason = Some(reason.clone());
+                        self.escrow_failure(d.kind, &d.source_id, "StoreError", &reason);
+                        self.append_log(log);
+                    }
+                }
+            }
+            None => self.append_log(log),
+        }
         Some(Outcome {
             kind: d.kind,
             action: action_name,
@@ -562,6 +610,7 @@ impl<'a> Executor<'a> {
                             target_id: None,
                             error: None,
                             retry: None,
+                            completion: None,
                         },
                     );
                 }
@@ -667,6 +716,7 @@ impl<'a> Executor<'a> {
                 target_id,
                 error: Some((code, msg)),
                 retry: retry_hint(e),
+                completion: None,
             },
         )
     }
@@ -744,6 +794,7 @@ impl<'a> Executor<'a> {
                             target_id: None,
                             error: Some(("DuplicateTargetEntries".into(), msg)),
                             retry: None,
+                            completion: None,
                         },
                     );
                 }
@@ -802,21 +853,7 @@ impl<'a> Executor<'a> {
             reconcile::to_json_map(attributes),
             state,
         );
-        let done = {
-            let link = link.clone();
-            self.group
-                .durable(move |s| s.complete_create(intent, &link))
-                .await
-        };
-        if let Err(e) = done {
-            steps.push(step(
-                StepKind::Export,
-                LogStatus::Failure,
-                format!("created {target_id} but the state store failed: {e}"),
-            ));
-            return store_failure(steps, Some(target_id), &e);
-        }
-        self.escrow_clear(d.kind, &d.source_id);
+        let completion: Completion = Box::new(move |s| s.complete_create(intent, &link));
         steps.push(step(
             StepKind::Export,
             LogStatus::Success,
@@ -836,6 +873,7 @@ impl<'a> Executor<'a> {
                 target_id: Some(target_id),
                 error: None,
                 retry: None,
+                completion: Some(completion),
             },
         )
     }
@@ -858,6 +896,7 @@ impl<'a> Executor<'a> {
                     target_id: None,
                     error: Some(("Internal".into(), "update without a link".into())),
                     retry: None,
+                    completion: None,
                 },
             );
         };
@@ -918,16 +957,10 @@ impl<'a> Executor<'a> {
             exported,
             LinkState::Active,
         );
-        let done = {
+        let completion: Completion = {
             let link = new_link.clone();
-            self.group
-                .durable(move |s| s.complete_update(intent, &link))
-                .await
+            Box::new(move |s| s.complete_update(intent, &link))
         };
-        if let Err(e) = done {
-            return store_failure(steps, Some(link.target_id.clone()), &e);
-        }
-        self.escrow_clear(d.kind, &d.source_id);
         let what = if enable { "enabled" } else { "updated" };
         steps.push(step(
             StepKind::Export,
@@ -953,6 +986,7 @@ impl<'a> Executor<'a> {
                 target_id: Some(link.target_id.clone()),
                 error: None,
                 retry: None,
+                completion: Some(completion),
             },
         )
     }
@@ -988,6 +1022,7 @@ impl<'a> Executor<'a> {
                     target_id: Some(target_id.to_string()),
                     error: Some(("InvalidAnchor".into(), msg)),
                     retry: None,
+                    completion: None,
                 },
             );
         }
@@ -1011,6 +1046,7 @@ impl<'a> Executor<'a> {
                     target_id: None,
                     error: None,
                     retry: None,
+                    completion: None,
                 },
             );
         };
@@ -1051,20 +1087,13 @@ impl<'a> Executor<'a> {
                 return self.anchor_or_fail(p, &e, steps, &link.target_id);
             }
         }
-        let done = self
-            .group
-            .durable(move |s| {
-                if delete {
-                    s.complete_delete(intent)
-                } else {
-                    s.complete_state(intent, LinkState::Disabled)
-                }
-            })
-            .await;
-        if let Err(e) = done {
-            return store_failure(steps, Some(link.target_id.clone()), &e);
-        }
-        self.escrow_clear(d.kind, &d.source_id);
+        let completion: Completion = Box::new(move |s| {
+            if delete {
+                s.complete_delete(intent)
+            } else {
+                s.complete_state(intent, LinkState::Disabled)
+            }
+        });
         steps.push(step(
             StepKind::Export,
             LogStatus::Success,
@@ -1092,6 +1121,7 @@ impl<'a> Executor<'a> {
                 target_id: Some(link.target_id.clone()),
                 error: None,
                 retry: None,
+                completion: Some(completion),
             },
         )
     }

@@ -160,6 +160,24 @@ pub fn status(connection: &str, status: &str) -> StatusLabels {
     }
 }
 
+/// A memory figure of process `pid` (`"self"` for this one) from Linux's
+/// `/proc/<pid>/status`, in KiB: `field` is `"VmHWM:"` (peak resident set) or
+/// `"VmRSS:"` (current). `None` where there is no such file or field.
+pub fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// This process's peak resident set so far, KiB (0 where unknown).
+pub fn peak_rss_kib() -> u64 {
+    proc_status_kib("self", "VmHWM:").unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,3 +96,37 @@ async fn a_paused_budget_answers_429_without_sending() {
     );
     w.assert_healthy("paused budget").await;
 }
+
+#[tokio::test]
+async fn requests_held_back_by_a_paused_budget_cost_budgeted_audit_records() {
+    let w = world().await;
+    // 5000 host-answered requests are host work the CPU budget counts.
+    let limits = Limits {
+        cpu_time: Duration::from_secs(30),
+        wall_time: Duration::from_secs(60),
+        ..budget_limits(5.0)
+    };
+    let conn = w.conn("throttled-flood", limits);
+    conn.limiter().throttle(Some(Duration::from_secs(600)));
+    let started = std::time::Instant::now();
+    assert_eq!(conn.test_connection().await.as_deref(), Ok("held 5000"));
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = provisio::capabilities::audit::stats("conn-throttled-flood");
+    let limits = provisio::capabilities::audit::AuditLimits::default();
+    assert_eq!(
+        stats.written + stats.dropped,
+        5000,
+        "every hold was audited: {stats:?}"
+    );
+    let bound = f64::from(limits.burst) + limits.records_per_second * elapsed + 1.0;
+    assert!(
+        (stats.written as f64) <= bound,
+        "{} throttled records in {elapsed:.2} s (bound {bound})",
+        stats.written
+    );
+    assert!(
+        w.a.requests().iter().all(|s| s.path != "/ping"),
+        "nothing was sent"
+    );
+    w.assert_healthy("throttled flood").await;
+}

@@ -3,18 +3,7 @@
 use super::*;
 use provisio::runtime::PluginError;
 
-/// Peak resident set of this process so far, KiB (Linux `VmHWM`).
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+use provisio::metrics::peak_rss_kib;
 
 /// A component with `n` core instances, each of a module with a 64 MiB
 /// memory whose start function touches every page of it.

@@ -185,6 +185,26 @@ async fn a_login_placement_needs_the_operators_confirmation() {
     assert!(e.contains("does not declare"), "{e}");
 }
 
+/// The start of a `provisio.toml` for the binary-level tests: state in
+/// `state/`, the pinned misbehave plugin, the token bound to origin `a`.
+fn binary_config_head(a: &str) -> String {
+    let (plugin_path, sha) = common::pinned("provisio_test_misbehave");
+    format!(
+        r#"[runtime]
+state_dir = "state"
+
+[plugins.misbehave]
+path = {plugin:?}
+sha256 = "{sha}"
+
+[secrets.tok]
+value = "{TOKEN}"
+hosts = ["{a}"]
+"#,
+        plugin = plugin_path.display().to_string(),
+    )
+}
+
 /// Every file under `dir`, recursively.
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -209,7 +229,6 @@ async fn the_built_binary_leaks_no_secret_to_any_output_or_state_file() {
     // for every secret in every encoding.
     let w = world().await;
     let dir = tempfile::tempdir().unwrap();
-    let (plugin_path, sha) = common::pinned("provisio_test_misbehave");
     let behaviours = [
         "ok",
         "echo-secret",
@@ -225,18 +244,9 @@ async fn the_built_binary_leaks_no_secret_to_any_output_or_state_file() {
     ];
     let a = &w.a.url;
     let b = &w.b.url;
-    let mut config = format!(
-        r#"[runtime]
-state_dir = "state"
-
-[plugins.misbehave]
-path = {plugin:?}
-sha256 = "{sha}"
-
-[secrets.tok]
-value = "{TOKEN}"
-hosts = ["{a}"]
-
+    let mut config = binary_config_head(a);
+    config.push_str(&format!(
+        r#"
 [secrets.tok2]
 value = "{TOKEN2}"
 hosts = ["{a}"]
@@ -245,9 +255,8 @@ hosts = ["{a}"]
 value = {pw}
 hosts = ["{a}"]
 "#,
-        plugin = plugin_path.display().to_string(),
         pw = toml::Value::String(PASSWORD.to_string()),
-    );
+    ));
     for beh in behaviours {
         config.push_str(&format!(
             r#"
@@ -299,5 +308,120 @@ allowed_hosts = ["{a}", "{b}"]
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
         assert_clean(&f.display().to_string(), &String::from_utf8_lossy(&bytes));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thief_connector_in_a_real_sync_gets_no_secret_into_the_store_logs_or_output() {
+    // The `thief` holds the token's plaintext (its bound origin hands it
+    // back reversed) and, through a whole `provisio sync` of seven users,
+    // tries every way into what the host keeps and prints: the object id
+    // (raw, base64), attribute names and values, error messages (raw, hex,
+    // base64), a conflict's existing id, log lines and fields, kv. Then
+    // `provisio logs` (text, JSON, CSV) and `status` print what was kept.
+    // Every byte printed and every state file (database, -wal, -shm, plugin
+    // cache), read forwards and backwards, is searched for every form.
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let users: Vec<serde_json::Value> = (1..=7)
+        .map(|i| serde_json::json!({"id": format!("s{i}"), "userPrincipalName": format!("s{i}@example.com"), "displayName": format!("S {i}"), "accountEnabled": true}))
+        .collect();
+    std::fs::write(
+        dir.path().join("directory.json"),
+        serde_json::json!({"users": users, "groups": [], "assignments": []}).to_string(),
+    )
+    .unwrap();
+    let a = &w.a.url;
+    let mut config = binary_config_head(a);
+    config.push_str(&format!(
+        r#"
+[sources.d]
+path = "directory.json"
+
+[connections.thief]
+plugin = "misbehave"
+source = "d"
+settings = {{ behaviour = "thief", url = "{a}" }}
+secrets = {{ token = "tok" }}
+allowed_hosts = ["{a}"]
+concurrency = 1
+[connections.thief.scope]
+assigned_only = false
+[[connections.thief.mappings.users]]
+target = "userName"
+source = "userPrincipalName"
+matching_precedence = 1
+[[connections.thief.mappings.users]]
+target = "displayName"
+source = "displayName"
+"#,
+    ));
+    let path = dir.path().join("provisio.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut transcript = String::new();
+    let mut run = |args: &'static [&'static str]| {
+        let path = path.clone();
+        let mut t = String::new();
+        let r = common::provisio(&path, &[("PROVISIO_LOG", "trace")], args, &mut t);
+        transcript.push_str(&t);
+        r
+    };
+    let (_, summary, err) = run(&["sync", "thief", "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&summary)
+        .unwrap_or_else(|e| panic!("sync printed no summary ({e}):\n{err}"));
+    assert_eq!(
+        summary["failures"], 7,
+        "every user failed: {summary}\n{err}"
+    );
+    assert!(
+        err.contains("carries a secret value the connection holds"),
+        "the refusals say why:\n{err}"
+    );
+    // Text and JSON logs of the host, and every reading of the store.
+    let _ = run(&["--log-format", "json", "sync", "thief", "--json"]);
+    for args in [
+        &["logs"][..],
+        &["logs", "--format", "json"],
+        &["logs", "--format", "csv"],
+        &["status", "thief"],
+        &["status", "thief", "--json"],
+    ] {
+        let (ok, _, err) = {
+            let path = path.clone();
+            let mut t = String::new();
+            let r = common::provisio(&path, &[], args, &mut t);
+            transcript.push_str(&t);
+            r
+        };
+        assert!(ok, "{args:?}: {err}");
+    }
+    // The plaintext really was in the guest, and the thief really tried.
+    assert!(
+        w.a.requests()
+            .iter()
+            .filter(|r| r.path == "/reversed")
+            .count()
+            >= 7,
+        "the thief fetched the token"
+    );
+    assert!(transcript.contains("[REDACTED]"), "{transcript}");
+    assert!(
+        transcript.contains("the conflict's existing id"),
+        "{transcript}"
+    );
+    let backwards = |t: &str| t.chars().rev().collect::<String>();
+    assert_clean("what provisio printed", &transcript);
+    assert_clean("what provisio printed, backwards", &backwards(&transcript));
+    let files = files_under(&dir.path().join("state"));
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "db")),
+        "the store was written: {files:?}"
+    );
+    for f in files {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        assert_clean(&f.display().to_string(), &text);
+        assert_clean(&format!("{} backwards", f.display()), &backwards(&text));
     }
 }

@@ -91,7 +91,7 @@ struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
+        (self.0, safe_json(&json!({"error": self.1}))).into_response()
     }
 }
 
@@ -116,7 +116,28 @@ impl From<crate::store::StoreError> for ApiError {
 type ApiResult = Result<Response, ApiError>;
 
 fn ok(v: impl serde::Serialize) -> ApiResult {
-    Ok(Json(v).into_response())
+    Ok(safe_json(&v))
+}
+
+/// A JSON response whose text a terminal cannot act on: connector-supplied
+/// strings in it (errors, the test-connection message, staged ids) keep
+/// their data, with DEL, C1, bidi and invisible format characters written
+/// as `\uXXXX` escapes ([`crate::untrusted::json_safe`]), so `curl` of the
+/// API is as safe to read as `provisio` output.
+fn safe_json(v: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(v) {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            crate::untrusted::json_safe(&text),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"error": format!("cannot serialize the response: {e}")}).to_string(),
+        )
+            .into_response(),
+    }
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte.
@@ -337,6 +358,25 @@ mod tests {
     use super::*;
 
     use serde_json::Value;
+
+    #[tokio::test]
+    async fn responses_carry_no_raw_terminal_controls() {
+        let text = "ok\u{202e}evil\u{9b}31m\u{7f}";
+        let r = ok(json!({"message": text})).unwrap_or_else(|_| unreachable!());
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(
+            !body.contains('\u{202e}') && !body.contains('\u{9b}'),
+            "{body}"
+        );
+        assert!(body.contains("\\u202e"), "{body}");
+        let back: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(back["message"], text, "the data is unchanged");
+        let e = ApiError(StatusCode::CONFLICT, "busy\u{2066}".into()).into_response();
+        let body = axum::body::to_bytes(e.into_body(), 1 << 20).await.unwrap();
+        assert!(!std::str::from_utf8(&body).unwrap().contains('\u{2066}'));
+    }
 
     #[test]
     fn token_comparison() {

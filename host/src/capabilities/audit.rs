@@ -21,6 +21,7 @@
 //! are escaped and capped with [`crate::untrusted`]; the caps are
 //! [`MAX_PATH_BYTES`] and [`MAX_REASON_BYTES`].
 
+use super::bucket::TokenBucket;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -60,6 +61,9 @@ pub enum AuditKind {
     Denied,
     /// The request was sent and failed (timeout, connection, body cap).
     Failed,
+    /// The request was held back by the connection's request budget (not
+    /// sent; the guest got a host-made 429).
+    Throttled,
 }
 
 /// Counters of one connection's audit records.
@@ -76,18 +80,18 @@ struct Dropped {
     allowed: u64,
     denied: u64,
     failed: u64,
+    throttled: u64,
 }
 
 impl Dropped {
     fn total(&self) -> u64 {
-        self.allowed + self.denied + self.failed
+        self.allowed + self.denied + self.failed + self.throttled
     }
 }
 
 #[derive(Debug)]
 struct Bucket {
-    tokens: f64,
-    last: Instant,
+    tokens: TokenBucket,
     pending: Dropped,
     stats: AuditStats,
 }
@@ -107,8 +111,7 @@ impl AuditLog {
             connection: connection.into(),
             limits,
             bucket: Mutex::new(Bucket {
-                tokens: f64::from(limits.burst),
-                last: Instant::now(),
+                tokens: TokenBucket::full(f64::from(limits.burst), Instant::now()),
                 pending: Dropped::default(),
                 stats: AuditStats::default(),
             }),
@@ -122,12 +125,9 @@ impl AuditLog {
         let Ok(mut b) = self.bucket.lock() else {
             return false;
         };
-        let now = Instant::now();
-        let refill = now.duration_since(b.last).as_secs_f64() * self.limits.records_per_second;
-        b.tokens = (b.tokens + refill).min(f64::from(self.limits.burst));
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        if b.tokens
+            .try_take(Instant::now(), self.limits.records_per_second)
+        {
             b.stats.written += 1;
             let pending = std::mem::take(&mut b.pending);
             drop(b);
@@ -138,6 +138,7 @@ impl AuditLog {
                 AuditKind::Allowed => b.pending.allowed += 1,
                 AuditKind::Denied => b.pending.denied += 1,
                 AuditKind::Failed => b.pending.failed += 1,
+                AuditKind::Throttled => b.pending.throttled += 1,
             }
             b.stats.dropped += 1;
             drop(b);
@@ -177,6 +178,7 @@ impl AuditLog {
             allowed = d.allowed,
             denied = d.denied,
             failed = d.failed,
+            throttled = d.throttled,
             "audit rate limit: {total} audit records not written (limit {}/s, burst {})",
             self.limits.records_per_second,
             self.limits.burst

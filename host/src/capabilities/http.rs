@@ -535,7 +535,9 @@ impl HttpClient {
                 .await;
             let ms = started.elapsed().as_millis() as u64;
             let (resp, fault) = match response {
-                Ok(r) => r,
+                // Not sent: audited as throttled, host-made, never a redirect.
+                Ok(Hop::Held(r)) => return Ok(r),
+                Ok(Hop::Sent(r, fault)) => (r, fault),
                 Err((e, fault)) => {
                     audit_failure(policy, method, &url, &e, ms);
                     let decision = if matches!(e, HttpError::Denied(_)) {
@@ -596,24 +598,15 @@ impl HttpClient {
         (url, raw): (&Url, &str),
         request: &OutboundRequest,
         body: Option<&Vec<Segment>>,
-    ) -> Result<(InboundResponse, Option<Fault>), (HttpError, Option<Fault>)> {
+    ) -> Result<Hop, (HttpError, Option<Fault>)> {
         let request = self
             .prepare(policy, method, (url, raw), request, body)
             .map_err(|e| (e, None))?;
         // Every hop that passed the policy spends one token of the
         // connection's budget (a refused request is never sent, so it costs
         // none).
-        if let Err(wait) = policy.limiter.acquire_within(policy.max_budget_wait).await {
-            tracing::info!(
-                target: "provisio::audit",
-                connection = %policy.connection,
-                decision = "throttled",
-                method = method_str(method),
-                origin = %origin_of(url),
-                wait_ms = wait.as_millis() as u64,
-                "request held back: the connection's request budget is paused"
-            );
-            return Ok((budget_429(wait), None));
+        if let Err(held) = spend_budget(policy, method, url).await {
+            return Ok(Hop::Held(held));
         }
         let fault = policy
             .interceptor
@@ -622,7 +615,7 @@ impl HttpClient {
         if let Some(Fault::RateLimit { retry_after }) = fault {
             let response = injected_429(retry_after);
             super::ratelimit::observe(&policy.limiter, response.status, &response.headers);
-            return Ok((response, fault));
+            return Ok(Hop::Sent(response, fault));
         }
         let response = self
             .execute(policy, url, request)
@@ -638,7 +631,7 @@ impl HttpClient {
                 fault,
             ));
         }
-        Ok((response, fault))
+        Ok(Hop::Sent(response, fault))
     }
 
     /// Steps 1 and 2 of a hop: the allowlist and the egress checks (`raw` is
@@ -761,12 +754,6 @@ impl HttpClient {
                 "login exchange '{exchange}' posts to a URL without query or fragment"
             )));
         }
-        if let Err(wait) = policy.limiter.acquire_within(policy.max_budget_wait).await {
-            return Ok(LoginResponse {
-                response: budget_429(wait),
-                captured: Vec::new(),
-            });
-        }
         let outbound = OutboundRequest {
             method: Method::Post,
             url: url.to_string(),
@@ -782,6 +769,14 @@ impl HttpClient {
                 return Err(e);
             }
         };
+        // Like every hop: the budget is spent once the request passed the
+        // policy (a refused login costs none).
+        if let Err(held) = spend_budget(policy, Method::Post, &url).await {
+            return Ok(LoginResponse {
+                response: held,
+                captured: Vec::new(),
+            });
+        }
         // The body, built by the host from the declared fields.
         let mut fields: Vec<(String, String)> = Vec::new();
         let mut bound: Vec<HostPattern> = Vec::new();
@@ -1148,6 +1143,41 @@ fn audit_allowed(
         hop,
         "egress"
     );
+}
+
+/// What became of one hop that passed the policy.
+enum Hop {
+    /// Sent (or answered by an injected fault), with the fault if any.
+    Sent(InboundResponse, Option<Fault>),
+    /// Held back by the request budget: the host's 429, nothing was sent.
+    Held(InboundResponse),
+}
+
+/// Take one token of the connection's request budget for a hop to `url`,
+/// waiting at most [`HttpPolicy::max_budget_wait`]; when the budget is paused
+/// longer, the hop is not sent: one `throttled` audit record (if the audit
+/// budget allows) and the host-made 429 the guest gets instead.
+async fn spend_budget(
+    policy: &HttpPolicy,
+    method: Method,
+    url: &Url,
+) -> Result<(), InboundResponse> {
+    use super::audit::{AuditKind, admit};
+    let Err(wait) = policy.limiter.acquire_within(policy.max_budget_wait).await else {
+        return Ok(());
+    };
+    if admit(&policy.connection, AuditKind::Throttled) {
+        tracing::info!(
+            target: "provisio::audit",
+            connection = %policy.connection,
+            decision = "throttled",
+            method = method_str(method),
+            origin = %audit_text(&origin_of(url), super::audit::MAX_PATH_BYTES),
+            wait_ms = wait.as_millis() as u64,
+            "request held back: the connection's request budget is paused"
+        );
+    }
+    Err(budget_429(wait))
 }
 
 /// One audit record of a denied or failed hop, if the connection's audit budget allows.

@@ -11,6 +11,7 @@
 //! line passes through the global redactor on its way out (see
 //! [`crate::telemetry`]).
 
+use super::bucket::TokenBucket;
 use crate::untrusted::escape_for_log;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -59,8 +60,7 @@ impl Default for LogLimits {
 
 #[derive(Debug)]
 struct Bucket {
-    tokens: f64,
-    last: Instant,
+    tokens: TokenBucket,
     suppressed: u64,
 }
 
@@ -95,8 +95,7 @@ impl GuestLog {
             plugin: plugin.into(),
             limits,
             bucket: Mutex::new(Bucket {
-                tokens: f64::from(limits.burst),
-                last: Instant::now(),
+                tokens: TokenBucket::full(f64::from(limits.burst), Instant::now()),
                 suppressed: 0,
             }),
             stats: Mutex::new(LogStats::default()),
@@ -114,12 +113,9 @@ impl GuestLog {
         let Ok(mut b) = self.bucket.lock() else {
             return (false, 0);
         };
-        let now = Instant::now();
-        let refill = now.duration_since(b.last).as_secs_f64() * self.limits.records_per_second;
-        b.tokens = (b.tokens + refill).min(f64::from(self.limits.burst));
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        if b.tokens
+            .try_take(Instant::now(), self.limits.records_per_second)
+        {
             let dropped = std::mem::take(&mut b.suppressed);
             (true, dropped)
         } else {

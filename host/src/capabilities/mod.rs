@@ -25,6 +25,7 @@
 //!   that records every HTTP hop and injects faults (a lost response, a 429).
 
 pub mod audit;
+pub mod bucket;
 pub mod egress;
 pub mod http;
 pub mod intercept;

@@ -16,6 +16,7 @@
 //! (`X-Rate-Limit-Remaining: 0`, `ratelimit-remaining: 0` with
 //! `ratelimit-reset`) pause the connection the same way before a 429 happens.
 
+use super::bucket::TokenBucket;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,7 @@ pub const MIN_RATE: f64 = 0.5;
 
 #[derive(Debug)]
 struct State {
-    tokens: f64,
-    last: Instant,
+    bucket: TokenBucket,
     rate: f64,
     paused_until: Option<Instant>,
     throttled: u64,
@@ -36,7 +36,6 @@ struct State {
 #[derive(Debug)]
 pub struct RateLimiter {
     configured: f64,
-    burst: f64,
     state: Mutex<State>,
 }
 
@@ -47,10 +46,8 @@ impl RateLimiter {
         let burst = burst_for(rate);
         RateLimiter {
             configured: rate,
-            burst,
             state: Mutex::new(State {
-                tokens: burst,
-                last: Instant::now(),
+                bucket: TokenBucket::full(burst, Instant::now()),
                 rate,
                 paused_until: None,
                 throttled: 0,
@@ -89,21 +86,14 @@ impl RateLimiter {
                 return until - now;
             }
             s.paused_until = None;
-            s.last = now;
+            s.bucket.restart(now);
         }
-        let elapsed = now.duration_since(s.last).as_secs_f64();
         // Additive recovery towards the configured rate.
         if s.rate < self.configured {
-            s.rate = (s.rate + elapsed).min(self.configured);
+            s.rate = (s.rate + s.bucket.idle_seconds(now)).min(self.configured);
         }
-        s.tokens = (s.tokens + elapsed * s.rate).min(self.burst);
-        s.last = now;
-        if s.tokens >= 1.0 {
-            s.tokens -= 1.0;
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((1.0 - s.tokens) / s.rate)
-        }
+        let rate = s.rate;
+        s.bucket.take_or_wait(now, rate)
     }
 
     /// Wait for a token.
@@ -152,13 +142,7 @@ impl RateLimiter {
         {
             return until - now;
         }
-        let elapsed = now.duration_since(s.last).as_secs_f64();
-        let tokens = (s.tokens + elapsed * s.rate).min(self.burst);
-        if tokens >= 1.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((1.0 - tokens) / s.rate)
-        }
+        s.bucket.wait(now, s.rate)
     }
 
     /// The target throttled us: pause every request of the connection for
@@ -168,7 +152,7 @@ impl RateLimiter {
             let until = Instant::now() + retry_after.unwrap_or(Duration::from_secs(1));
             s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
             s.rate = (s.rate / 2.0).max(MIN_RATE);
-            s.tokens = 0.0;
+            s.bucket.drain(Instant::now());
             s.throttled += 1;
         }
     }

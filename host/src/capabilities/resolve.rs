@@ -46,6 +46,9 @@ pub struct ResolveError {
 pub struct CheckedResolver {
     /// Host patterns whose names may resolve to non-public addresses.
     private: Vec<HostPattern>,
+    /// Tests: answers handed out one lookup at a time instead of DNS's.
+    #[cfg(test)]
+    script: Option<std::sync::Arc<std::sync::Mutex<tests::Script>>>,
 }
 
 impl CheckedResolver {
@@ -53,12 +56,18 @@ impl CheckedResolver {
     pub fn public_only() -> Self {
         CheckedResolver {
             private: Vec::new(),
+            #[cfg(test)]
+            script: None,
         }
     }
 
     /// Public addresses, and any address for names matched by `private`.
     pub fn allowing_private(private: Vec<HostPattern>) -> Self {
-        CheckedResolver { private }
+        CheckedResolver {
+            private,
+            #[cfg(test)]
+            script: None,
+        }
     }
 
     /// Whether `host` may resolve to non-public addresses.
@@ -94,14 +103,23 @@ impl Resolve for CheckedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_string();
         let allow_private = self.private_allowed(&host);
+        #[cfg(test)]
+        let script = self.script.clone();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|e| ResolveError {
-                    host: super::egress::excerpt(&host),
-                    message: e.to_string(),
-                })?
-                .collect();
+            #[cfg(test)]
+            let scripted = script.and_then(|s| s.lock().ok().map(|mut s| s.next()));
+            #[cfg(not(test))]
+            let scripted: Option<Vec<SocketAddr>> = None;
+            let found: Vec<SocketAddr> = match scripted {
+                Some(answer) => answer,
+                None => tokio::net::lookup_host((host.as_str(), 0))
+                    .await
+                    .map_err(|e| ResolveError {
+                        host: super::egress::excerpt(&host),
+                        message: e.to_string(),
+                    })?
+                    .collect(),
+            };
             if found.is_empty() {
                 return Err(ResolveError {
                     host: super::egress::excerpt(&host),
@@ -119,6 +137,99 @@ impl Resolve for CheckedResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A DNS server's answers, one per lookup; the last one repeats.
+    #[derive(Debug, Default)]
+    pub(super) struct Script {
+        answers: Vec<Vec<SocketAddr>>,
+        pub(super) lookups: usize,
+    }
+
+    impl Script {
+        pub(super) fn next(&mut self) -> Vec<SocketAddr> {
+            let i = self.lookups.min(self.answers.len().saturating_sub(1));
+            self.lookups += 1;
+            self.answers.get(i).cloned().unwrap_or_default()
+        }
+    }
+
+    /// A rebinding DNS server: the first answer is a public address (it
+    /// passes the check), every later one is the loopback listener's. A
+    /// resolver that checked one answer and connected with another lookup's
+    /// would reach the listener; so would one that skipped the check.
+    #[tokio::test]
+    async fn a_rebinding_dns_answer_never_reaches_loopback() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let reached = Arc::new(Mutex::new(0usize));
+        let seen = reached.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                *seen.lock().unwrap() += 1;
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let script = Arc::new(Mutex::new(Script {
+            // A public address (example.com's): this machine has no route
+            // to it, so connecting fails or times out; it never reaches the
+            // listener.
+            answers: vec![
+                vec![sa("93.184.215.14")],
+                vec![SocketAddr::new("127.0.0.1".parse().unwrap(), port)],
+            ],
+            lookups: 0,
+        }));
+        let resolver = CheckedResolver {
+            script: Some(script.clone()),
+            ..CheckedResolver::public_only()
+        };
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(Arc::new(resolver))
+            .connect_timeout(std::time::Duration::from_millis(300))
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let url = format!("http://rebind.test:{port}/");
+        for _ in 0..3 {
+            let r = client.get(&url).send().await;
+            assert!(r.is_err(), "no request may succeed: {r:?}");
+        }
+        assert!(
+            script.lock().unwrap().lookups >= 2,
+            "rebinding answers were asked for"
+        );
+        assert_eq!(
+            *reached.lock().unwrap(),
+            0,
+            "the loopback listener was reached"
+        );
+        // The same listener is reachable when the name is opted in: the
+        // test can see a connection when one happens.
+        let lax = CheckedResolver {
+            script: Some(script.clone()),
+            ..CheckedResolver::allowing_private(vec![
+                HostPattern::parse(&format!("http://rebind.test:{port}")).unwrap(),
+            ])
+        };
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(Arc::new(lax))
+            .build()
+            .unwrap();
+        let r = client.get(&url).send().await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(*reached.lock().unwrap(), 1);
+    }
 
     fn sa(s: &str) -> SocketAddr {
         SocketAddr::new(s.parse().unwrap(), 0)

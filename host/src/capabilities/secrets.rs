@@ -48,6 +48,13 @@ impl SecretValue {
         SecretValue(Arc::from(value))
     }
 
+    /// Wrap a short-lived value (a captured session id) and register it
+    /// with the global redactor's bounded set of recent derived values.
+    pub fn derived(value: String) -> Self {
+        Redactor::global().register_ephemeral(&value);
+        SecretValue(Arc::from(value))
+    }
+
     /// The plaintext. Only the HTTP capability calls this, at send time.
     pub fn expose(&self) -> &str {
         &self.0
@@ -273,7 +280,7 @@ impl GrantedSecrets {
         value: String,
         bound_to: Vec<HostPattern>,
     ) -> Result<(), SecretError> {
-        let value = SecretValue::new(value);
+        let value = SecretValue::derived(value);
         if let Ok(mut d) = self.derived.lock() {
             let old = d.live.insert(
                 spec.name.clone(),
@@ -324,13 +331,52 @@ impl GrantedSecrets {
             .iter()
             .map(|(k, v)| (k.clone(), v.expose()))
             .collect();
-        let scanner = SecretScanner::new(&refs)?;
+        let scanner = cached_scanner(&refs)?;
         if let Ok(mut s) = self.scanner.write() {
-            *s = Arc::new(scanner);
+            *s = scanner;
         }
         Ok(())
     }
 }
+
+/// Scanners built recently, by a digest of their (label, value) list.
+/// Building one takes milliseconds (half a second for a PEM key), and the
+/// service opens every connection again for each cycle with the same
+/// grants: the scanner is reused instead. Only digests are kept as keys,
+/// in memory; the cache holds [`SCANNER_CACHE`] scanners at most.
+fn cached_scanner(refs: &[(String, &str)]) -> Result<Arc<SecretScanner>, ScanError> {
+    use sha2::{Digest, Sha256};
+    type Cache = Mutex<VecDeque<([u8; 32], Arc<SecretScanner>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let mut h = Sha256::new();
+    for (label, value) in refs {
+        for part in [label.as_bytes(), value.as_bytes()] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+    }
+    let key: [u8; 32] = h.finalize().into();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Ok(mut c) = cache.lock()
+        && let Some(i) = c.iter().position(|(k, _)| *k == key)
+        && let Some(hit) = c.remove(i)
+    {
+        let scanner = hit.1.clone();
+        c.push_back(hit);
+        return Ok(scanner);
+    }
+    let scanner = Arc::new(SecretScanner::new(refs)?);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= SCANNER_CACHE {
+            c.pop_front();
+        }
+        c.push_back((key, scanner.clone()));
+    }
+    Ok(scanner)
+}
+
+/// Scanners [`cached_scanner`] keeps.
+const SCANNER_CACHE: usize = 64;
 
 impl DerivedStore {
     fn retire(&mut self, value: SecretValue) {
@@ -522,11 +568,64 @@ pub fn check_manifest(m: &crate::model::Manifest) -> Result<(), ManifestError> {
 }
 
 /// Scrubs known secret values (in every encoding the [`SecretScanner`]
-/// knows) from text. One per process, fed by [`SecretValue::new`].
+/// knows) from text. One per process, fed by [`SecretValue::new`] (values
+/// from the config, kept for the life of the process) and
+/// [`SecretValue::derived`] (values captured by login exchanges, of which
+/// only the most recent [`EPHEMERAL_VALUES`] are kept).
+///
+/// Values are compiled into shards of at most [`SHARD_VALUES`] values each,
+/// so that registering a value rebuilds one small scanner rather than one
+/// over every value ever seen, and so that no number of values runs into
+/// the scanner's pattern limits: a shard that would exceed them is closed
+/// and a new one begun. A lasting value that is a substring of another (or
+/// holds one) joins that value's shard, so that the longer one is still
+/// scrubbed whole. A value that cannot be scanned at all is counted
+/// ([`Redactor::unscanned`]) and reported as an error, never dropped
+/// silently.
 #[derive(Debug, Default)]
 pub struct Redactor {
-    values: RwLock<(Vec<SecretValue>, Arc<SecretScanner>)>,
+    inner: RwLock<RedactorInner>,
 }
+
+#[derive(Debug, Default)]
+struct RedactorInner {
+    lasting: Vec<Shard>,
+    ephemeral: VecDeque<Shard>,
+    unscanned: u64,
+    evicted: u64,
+}
+
+#[derive(Debug)]
+struct Shard {
+    values: Vec<SecretValue>,
+    scanner: Arc<SecretScanner>,
+}
+
+impl Shard {
+    fn build(values: Vec<SecretValue>) -> Result<Shard, ScanError> {
+        let refs: Vec<(&str, &str)> = values.iter().map(|v| ("secret", v.expose())).collect();
+        let scanner = Arc::new(SecretScanner::new(&refs)?);
+        Ok(Shard { values, scanner })
+    }
+
+    fn holds(&self, value: &str) -> bool {
+        self.values.iter().any(|v| v.expose() == value)
+    }
+
+    fn overlaps(&self, value: &str) -> bool {
+        self.values
+            .iter()
+            .any(|v| v.expose().contains(value) || value.contains(v.expose()))
+    }
+}
+
+/// Values per redactor shard.
+pub const SHARD_VALUES: usize = 32;
+
+/// Derived (login-captured) values the redactor keeps; older ones are
+/// evicted, a shard at a time. Each connection's own scanner keeps its
+/// live and recently retired derived values regardless.
+pub const EPHEMERAL_VALUES: usize = 8 * SHARD_VALUES;
 
 /// What replaces a secret value in output.
 pub const REDACTED: &str = "[REDACTED]";
@@ -542,38 +641,155 @@ impl Redactor {
         GLOBAL.get_or_init(Redactor::default)
     }
 
-    /// Register a value; every encoding of it is scrubbed from then on.
+    /// Register a value for the life of the process; every encoding of it
+    /// is scrubbed from then on.
     pub fn register(&self, value: &str) {
+        self.add(value, false);
+    }
+
+    /// Register a short-lived value (a captured session id). The most
+    /// recent [`EPHEMERAL_VALUES`] such values are scrubbed.
+    pub fn register_ephemeral(&self, value: &str) {
+        self.add(value, true);
+    }
+
+    /// Values that could not be compiled into any scanner (each was also
+    /// reported as an error). Zero unless a value breaks the scanner's
+    /// per-value limits, which the config loader refuses.
+    pub fn unscanned(&self) -> u64 {
+        self.inner.read().map(|g| g.unscanned).unwrap_or(0)
+    }
+
+    /// Derived values evicted so far to keep [`EPHEMERAL_VALUES`].
+    pub fn evicted(&self) -> u64 {
+        self.inner.read().map(|g| g.evicted).unwrap_or(0)
+    }
+
+    /// Scanner shards in use (lasting, ephemeral).
+    pub fn shards(&self) -> (usize, usize) {
+        self.inner
+            .read()
+            .map(|g| (g.lasting.len(), g.ephemeral.len()))
+            .unwrap_or((0, 0))
+    }
+
+    fn add(&self, value: &str, ephemeral: bool) {
         if value.len() < MIN_SECRET_LEN {
             return;
         }
-        let Ok(mut g) = self.values.write() else {
-            return;
+        // Report outside the lock: the log layer redacts through us.
+        let failure = match self.inner.write() {
+            Ok(mut g) => g.add(SecretValue(Arc::from(value)), ephemeral).err(),
+            Err(_) => None,
         };
-        if g.0.iter().any(|v| v.expose() == value) {
-            return;
-        }
-        // Not `SecretValue::new`: that would register again.
-        g.0.push(SecretValue(Arc::from(value)));
-        let refs: Vec<(String, &str)> =
-            g.0.iter()
-                .map(|v| ("secret".to_string(), v.expose()))
-                .collect();
-        if let Ok(scanner) = SecretScanner::new(&refs) {
-            g.1 = Arc::new(scanner);
+        if let Some(e) = failure {
+            tracing::error!(
+                error = %e,
+                "a secret value cannot be scanned for; it will not be redacted from output"
+            );
         }
     }
 
     /// Replace every known value in `text`.
     pub fn redact(&self, text: &str) -> String {
-        let scanner = match self.values.read() {
-            Ok(g) => g.1.clone(),
+        let scanners: Vec<Arc<SecretScanner>> = match self.inner.read() {
+            Ok(g) => g
+                .lasting
+                .iter()
+                .chain(g.ephemeral.iter())
+                .map(|s| s.scanner.clone())
+                .collect(),
             Err(_) => return text.to_string(),
         };
-        if scanner.is_empty() {
-            return text.to_string();
+        let mut out = text.to_string();
+        for s in scanners {
+            if !s.is_empty() {
+                out = s.redact_str(&out);
+            }
         }
-        scanner.redact_str(text)
+        out
+    }
+}
+
+impl RedactorInner {
+    fn add(&mut self, value: SecretValue, ephemeral: bool) -> Result<(), ScanError> {
+        let v = value.expose();
+        if self
+            .lasting
+            .iter()
+            .chain(self.ephemeral.iter())
+            .any(|s| s.holds(v))
+        {
+            return Ok(());
+        }
+        let result = if ephemeral {
+            let r = add_to_last(self.ephemeral.back_mut(), &value);
+            match r {
+                Some(r) => r,
+                None => {
+                    let shard = Shard::build(vec![value]);
+                    shard.map(|s| {
+                        self.ephemeral.push_back(s);
+                        while self.ephemeral.len() * SHARD_VALUES > EPHEMERAL_VALUES {
+                            if let Some(old) = self.ephemeral.pop_front() {
+                                self.evicted += old.values.len() as u64;
+                            }
+                        }
+                    })
+                }
+            }
+        } else {
+            // A value overlapping others joins (and merges) their shards.
+            let (related, rest): (Vec<Shard>, Vec<Shard>) = std::mem::take(&mut self.lasting)
+                .into_iter()
+                .partition(|s| s.overlaps(v));
+            self.lasting = rest;
+            if related.is_empty() {
+                match add_to_last(self.lasting.last_mut(), &value) {
+                    Some(r) => r,
+                    None => Shard::build(vec![value]).map(|s| self.lasting.push(s)),
+                }
+            } else {
+                let mut values: Vec<SecretValue> =
+                    related.iter().flat_map(|s| s.values.clone()).collect();
+                values.push(value.clone());
+                match Shard::build(values) {
+                    Ok(s) => {
+                        self.lasting.push(s);
+                        Ok(())
+                    }
+                    Err(_) => {
+                        // Too big together: keep the shards as they were and
+                        // scan the new value on its own.
+                        self.lasting.extend(related);
+                        Shard::build(vec![value]).map(|s| self.lasting.push(s))
+                    }
+                }
+            }
+        };
+        if result.is_err() {
+            self.unscanned += 1;
+        }
+        result
+    }
+}
+
+/// Add `value` to `shard` if it has room and still builds; `None` when a
+/// new shard is needed.
+fn add_to_last(shard: Option<&mut Shard>, value: &SecretValue) -> Option<Result<(), ScanError>> {
+    let shard = shard?;
+    if shard.values.len() >= SHARD_VALUES {
+        return None;
+    }
+    let mut values = shard.values.clone();
+    values.push(value.clone());
+    match Shard::build(values) {
+        Ok(s) => {
+            *shard = s;
+            Some(Ok(()))
+        }
+        Err(ScanError::TooManyPatterns { .. }) => None,
+        Err(e) => Some(Err(e)),
     }
 }
 
@@ -697,6 +913,41 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_opened_again_with_the_same_grants_reuses_its_scanner() {
+        let make = |value: &str| {
+            let mut grants = BTreeMap::new();
+            grants.insert(
+                "token".to_string(),
+                grant(
+                    secret("tok", value, &["https://a.example"]),
+                    vec![Placement::Bearer],
+                ),
+            );
+            GrantedSecrets::new("cache-test", grants).unwrap()
+        };
+        let a = make("cache-test-value-1");
+        let b = make("cache-test-value-1");
+        assert!(Arc::ptr_eq(&a.scanner(), &b.scanner()));
+        let c = make("cache-test-value-2");
+        assert!(!Arc::ptr_eq(&a.scanner(), &c.scanner()));
+        assert!(c.holds_secret(b"cache-test-value-2"));
+        assert!(!c.holds_secret(b"cache-test-value-1"));
+        // A capture changes the set: a new scanner, holding both.
+        let spec = DerivedSpec {
+            name: "session".into(),
+            description: String::new(),
+            source: crate::model::CaptureSource::JsonPointer("/s".into()),
+            ttl_seconds: 60,
+            placements: vec![Placement::Header("Authorization".into())],
+        };
+        b.capture(&spec, "cache-test-session-1".into(), vec![])
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a.scanner(), &b.scanner()));
+        assert!(b.holds_secret(b"cache-test-session-1") && b.holds_secret(b"cache-test-value-1"));
+        assert!(!a.holds_secret(b"cache-test-session-1"));
+    }
+
+    #[test]
     fn values_never_show_in_debug() {
         let v = SecretValue::new("hunter2-very-secret".into());
         assert!(!format!("{v:?}").contains("hunter2"));
@@ -720,5 +971,76 @@ mod tests {
         r.register("token");
         r.register("token-extended");
         assert_eq!(r.redact("x token-extended y"), "x [REDACTED] y");
+    }
+
+    #[test]
+    fn overlapping_values_in_different_shards_are_scrubbed_whole() {
+        let r = Redactor::default();
+        r.register("shortsecret");
+        for i in 0..(2 * SHARD_VALUES) {
+            r.register(&format!("filler-secret-{i:04}"));
+        }
+        r.register("xx-shortsecret-extended");
+        assert_eq!(
+            r.redact("a xx-shortsecret-extended b shortsecret c"),
+            "a [REDACTED] b [REDACTED] c"
+        );
+    }
+
+    /// The defect this guards against: one scanner over every value ever
+    /// registered stopped accepting values past the scanner's pattern limit
+    /// (about 430 values), silently, so later secrets reached the logs.
+    #[test]
+    fn any_number_of_lasting_values_is_scrubbed() {
+        let r = Redactor::default();
+        let n = super::super::secret_scan::MAX_PATTERNS / 10;
+        for i in 0..n {
+            r.register(&format!("config-secret-{i:06}"));
+        }
+        let last = format!("config-secret-{:06}", n - 1);
+        let first = "config-secret-000000";
+        let out = r.redact(&format!("{first} {last} {}", last.to_uppercase()));
+        assert_eq!(out, "[REDACTED] [REDACTED] [REDACTED]");
+        assert_eq!(r.unscanned(), 0);
+        assert!(r.shards().0 >= n / SHARD_VALUES, "{:?}", r.shards());
+    }
+
+    #[test]
+    fn derived_values_are_bounded_and_the_newest_always_scrubbed() {
+        let r = Redactor::default();
+        r.register("lasting-config-secret");
+        let total = EPHEMERAL_VALUES * 3;
+        for i in 0..total {
+            r.register_ephemeral(&format!("session-id-{i:08}"));
+            // The value just captured is scrubbed at once.
+            let now = format!("session-id-{i:08}");
+            assert_eq!(r.redact(&now), REDACTED, "value {i}");
+        }
+        let (_, ephemeral) = r.shards();
+        assert!(ephemeral * SHARD_VALUES <= EPHEMERAL_VALUES, "{ephemeral}");
+        assert_eq!(r.evicted() as usize, total - ephemeral_values(&r));
+        let newest = format!("session-id-{:08}", total - EPHEMERAL_VALUES);
+        assert_eq!(r.redact(&newest), REDACTED);
+        assert_eq!(r.redact("session-id-00000000"), "session-id-00000000");
+        assert_eq!(r.redact("lasting-config-secret"), REDACTED, "lasting kept");
+    }
+
+    fn ephemeral_values(r: &Redactor) -> usize {
+        r.inner
+            .read()
+            .unwrap()
+            .ephemeral
+            .iter()
+            .map(|s| s.values.len())
+            .sum()
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_scanned_is_counted() {
+        let r = Redactor::default();
+        r.register(&"k".repeat(super::super::secret_scan::MAX_SCAN_SECRET_LEN + 1));
+        assert_eq!(r.unscanned(), 1);
+        r.register("still-works-secret");
+        assert_eq!(r.redact("still-works-secret"), REDACTED);
     }
 }

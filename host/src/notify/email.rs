@@ -10,6 +10,7 @@
 use super::{Event, NotifyError};
 use crate::capabilities::secrets::SecretValue;
 use crate::config::{EmailConfig, SmtpTls};
+use crate::untrusted::{escape_capped, json_safe};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
@@ -74,7 +75,10 @@ impl Email {
     pub async fn send(&self, event: &Event, payload: &serde_json::Value) -> Result<(), String> {
         let mut b = Message::builder()
             .from(self.from.clone())
-            .subject(format!("[provisio] {}", event.summary()))
+            .subject(format!(
+                "[provisio] {}",
+                escape_capped(&crate::capabilities::secrets::redact(&event.summary()), 200)
+            ))
             .header(ContentType::TEXT_PLAIN);
         for t in &self.to {
             b = b.to(t.clone());
@@ -91,10 +95,15 @@ impl Email {
 }
 
 /// The plain-text body: the summary, each field on its own line, the JSON.
+///
+/// The text may hold a connector's words (a failure reason): each value is
+/// escaped ([`crate::untrusted::escape_capped`]) so that no control
+/// character, newline or bidi control reaches a mail reader or the terminal
+/// it runs in, and the JSON goes through [`crate::untrusted::json_safe`].
 pub fn render(payload: &serde_json::Value) -> String {
     let mut out = String::new();
     if let Some(s) = payload.get("summary").and_then(|s| s.as_str()) {
-        out.push_str(s);
+        out.push_str(&escape_capped(s, MAX_FIELD));
         out.push_str("\n\n");
     }
     if let Some(m) = payload.as_object() {
@@ -103,10 +112,10 @@ pub fn render(payload: &serde_json::Value) -> String {
                 continue;
             }
             let v = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
+                serde_json::Value::String(s) => escape_capped(s, MAX_FIELD),
+                other => escape_capped(&other.to_string(), MAX_FIELD),
             };
-            out.push_str(&format!("{k}: {v}\n"));
+            out.push_str(&format!("{}: {v}\n", escape_capped(k, 64)));
         }
         if let Some(s) = m.get("suppressed") {
             out.push_str(&format!(
@@ -117,7 +126,10 @@ pub fn render(payload: &serde_json::Value) -> String {
         }
     }
     out.push_str("\n-- \nAs JSON:\n");
-    out.push_str(&payload.to_string());
+    out.push_str(&json_safe(&payload.to_string()));
     out.push('\n');
     out
 }
+
+/// Cap, in bytes, of one rendered field of the body.
+const MAX_FIELD: usize = 4096;

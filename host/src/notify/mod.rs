@@ -193,7 +193,7 @@ impl Event {
     }
 }
 
-/// The JSON every channel sends: the event's fields (`event`, `connection`,
+/// The JSON every channel sends (secret values redacted from every string): the event's fields (`event`, `connection`,
 /// and per kind `cycle_id`, `reason`, `counts`, `failed_cycles`,
 /// `next_attempt`, `count`, `sample`), plus `reason`, `summary`, `time`
 /// (RFC 3339 UTC) and, when the rate limit held some back since the last
@@ -225,7 +225,20 @@ pub fn payload(
             );
         }
     }
+    redact_strings(&mut v);
     v
+}
+
+/// Reasons and samples can carry a connector's or a target's text: every
+/// string of the payload goes through the secret redactor before it leaves
+/// the host (the channels escape it for their medium).
+fn redact_strings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => *s = crate::capabilities::secrets::redact(s),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_strings),
+        serde_json::Value::Object(m) => m.values_mut().for_each(redact_strings),
+        _ => {}
+    }
 }
 
 /// Why a [`Notifier`] could not be built.

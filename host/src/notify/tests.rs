@@ -196,6 +196,28 @@ fn payload_carries_the_event() {
 }
 
 #[test]
+fn a_connectors_words_reach_no_channel_raw() {
+    let secret = crate::capabilities::secrets::SecretValue::new("notify-test-secret-9f3a".into());
+    let reason = format!(
+        "target said \u{1b}]0;owned\u{7}\r\nX-Injected: 1 \u{202e}gnp.exe {} done",
+        secret.expose()
+    );
+    let p = payload(&failed("svc", &reason), t(0), &[]);
+    let text = p.to_string();
+    assert!(!text.contains("notify-test-secret"), "redacted: {text}");
+    assert!(text.contains("[REDACTED]"), "{text}");
+    let body = email::render(&p);
+    for raw in ['\u{1b}', '\u{7}', '\r', '\u{202e}'] {
+        assert!(!body.contains(raw), "{raw:?} in {body}");
+    }
+    assert!(!body.contains("\nX-Injected"), "no forged line: {body}");
+    assert!(body.contains("reason: target said \\x1b]0;owned"), "{body}");
+    // The JSON part decodes to the same (redacted) data.
+    let json = body.split("As JSON:\n").nth(1).unwrap().trim_end();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(json).unwrap(), p);
+}
+
+#[test]
 fn event_names_round_trip() {
     for k in EventKind::ALL {
         assert_eq!(EventKind::parse(k.as_str()), Some(*k));

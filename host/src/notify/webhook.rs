@@ -64,7 +64,12 @@ impl Webhook {
 
     /// POST the payload.
     pub async fn send(&self, payload: &serde_json::Value) -> Result<(), String> {
-        let body = serde_json::to_vec(payload).map_err(|e| format!("cannot encode: {e}"))?;
+        // `json_safe`: the same data, with no raw character a terminal (or a
+        // receiver that logs the body) would act on. The signature is over
+        // exactly these bytes.
+        let body = serde_json::to_string(payload)
+            .map(|j| crate::untrusted::json_safe(&j).into_bytes())
+            .map_err(|e| format!("cannot encode: {e}"))?;
         let mut req = self
             .client
             .post(self.url.clone())

@@ -9,7 +9,7 @@
 //! connection's limits (see [`super::sandbox`]).
 
 use super::bindings::{PluginPre, guest};
-use super::guest_output::{self, GUEST_OUTPUT_LIMITS, GuestOutput};
+use super::guest_output::{self, GUEST_OUTPUT_LIMITS, GuestOutput, GuestOutputError};
 use super::sandbox::{self, CallError, ConnectionContext, Limits, Metered, StoreState};
 use super::{Plugin, Runtime};
 use crate::capabilities::http::{Allowlist, HostPattern, HttpClient, HttpPolicy, fill_pattern};
@@ -499,12 +499,26 @@ where
         // holds is scrubbed from it, in every encoding, then it is capped.
         Ok(Ok(Err(e))) => {
             let scanner = ctx.http.secrets.scanner();
-            match guest_output::cap_error(e.map_text(|m| scanner.redact_str(m)), limits) {
-                Ok(e) => Err(CallError::Connector(e)),
-                Err(why) => Err(bad(why)),
+            let holds = |s: &str| scanner.find(s.as_bytes()).is_some();
+            match guest_output::error_secret(&e, &holds) {
+                Some(what) => Err(bad(GuestOutputError::CarriesSecret { what })),
+                None => {
+                    match guest_output::cap_error(e.map_text(|m| scanner.redact_str(m)), limits) {
+                        Ok(e) => Err(CallError::Connector(e)),
+                        Err(why) => Err(bad(why)),
+                    }
+                }
             }
         }
-        Ok(Ok(Ok(r))) => r.checked(limits).map_err(bad),
+        // Ids, cursors and attributes are kept exactly, so one that carries
+        // a secret cannot be redacted: the result is refused.
+        Ok(Ok(Ok(r))) => r.checked(limits).map_err(bad).and_then(|r| {
+            let scanner = ctx.http.secrets.scanner();
+            match r.carried_secret(&|s: &str| scanner.find(s.as_bytes()).is_some()) {
+                Some(what) => Err(bad(GuestOutputError::CarriesSecret { what })),
+                None => Ok(r),
+            }
+        }),
     };
     // A vendor may signal its quota without a 429 (Clarizen answers HTTP
     // 500 "API calls quota exceeded"): when the connector reports

@@ -26,6 +26,14 @@
 //!   [`GuestOutputLimits::max_page_bytes`] in all; a page's cursor follows the
 //!   id rules with [`GuestOutputLimits::max_cursor_bytes`].
 //!
+//! - **secrets**: no id, cursor, attribute name or text value of a result,
+//!   nor a conflict's existing id, may carry a value the connection holds
+//!   (granted or derived, in any encoding its scanner knows). Such a result
+//!   is refused whole ([`GuestOutputError::CarriesSecret`]): the host never
+//!   stores, links or prints it, and the error names only where it was.
+//!   A guest can hold a plaintext only if its bound origin handed one back
+//!   in a form no scrubber knows; this keeps it out of the store anyway.
+//!
 //! Guest log records and the kv cache have their own caps where they are
 //! handled ([`crate::capabilities::log::LogLimits`],
 //! [`crate::capabilities::kv::KvLimits`]).
@@ -110,6 +118,15 @@ pub enum GuestOutputError {
         at: usize,
         /// The code point.
         code: u32,
+    },
+    /// A string carries a secret value the connection holds.
+    #[error(
+        "{what} carries a secret value the connection holds; the host keeps no result \
+         that does (the connector or its target is trying to store or print a credential)"
+    )]
+    CarriesSecret {
+        /// Where (e.g. "the object's id").
+        what: String,
     },
 }
 
@@ -288,6 +305,64 @@ pub fn cap_error(
 pub trait GuestOutput: Sized {
     /// The result as the host may keep it, or why it may not.
     fn checked(self, l: &GuestOutputLimits) -> Result<Self, GuestOutputError>;
+
+    /// Where the result carries text for which `holds` is true (a secret
+    /// value), if anywhere. Messages are not checked here: they are
+    /// redacted, not refused.
+    fn carried_secret(&self, holds: &dyn Fn(&str) -> bool) -> Option<String> {
+        let _ = holds;
+        None
+    }
+}
+
+/// Where `o` carries a secret, if anywhere.
+fn object_secret(
+    what: &dyn Fn() -> String,
+    o: &TargetObject,
+    holds: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    if holds(&o.id) {
+        return Some(format!("{}'s id", what()));
+    }
+    for (i, a) in o.attributes.iter().enumerate() {
+        let at = || format!("{} attribute {}", what(), i + 1);
+        if holds(&a.name) {
+            return Some(format!("{}'s name", at()));
+        }
+        match &a.value {
+            Value::Text(s) if holds(s) => return Some(format!("{}'s value", at())),
+            Value::TextList(items) => {
+                if let Some(j) = items.iter().position(|s| holds(s)) {
+                    return Some(format!("{}'s item {}", at(), j + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn objects_secret(
+    what: &str,
+    objects: &[TargetObject],
+    holds: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    objects
+        .iter()
+        .enumerate()
+        .find_map(|(i, o)| object_secret(&|| format!("object {} of {what}", i + 1), o, holds))
+}
+
+/// Where a connector error carries a secret outside its (redacted)
+/// message: a conflict's existing id.
+pub fn error_secret(e: &ConnectorError, holds: &dyn Fn(&str) -> bool) -> Option<String> {
+    match e {
+        ConnectorError::Conflict {
+            existing_id: Some(id),
+            ..
+        } if holds(id) => Some("the conflict's existing id".to_string()),
+        _ => None,
+    }
 }
 
 impl GuestOutput for () {
@@ -308,12 +383,20 @@ impl GuestOutput for TargetObject {
         check_object(&|| "the object".to_string(), &self, l)?;
         Ok(self)
     }
+
+    fn carried_secret(&self, holds: &dyn Fn(&str) -> bool) -> Option<String> {
+        object_secret(&|| "the object".to_string(), self, holds)
+    }
 }
 
 impl GuestOutput for Vec<TargetObject> {
     fn checked(self, l: &GuestOutputLimits) -> Result<Self, GuestOutputError> {
         check_objects("the result", &self, l)?;
         Ok(self)
+    }
+
+    fn carried_secret(&self, holds: &dyn Fn(&str) -> bool) -> Option<String> {
+        objects_secret("the result", self, holds)
     }
 }
 
@@ -328,6 +411,15 @@ impl GuestOutput for Page {
             )?;
         }
         Ok(self)
+    }
+
+    fn carried_secret(&self, holds: &dyn Fn(&str) -> bool) -> Option<String> {
+        if let Some(c) = &self.next_cursor
+            && holds(c)
+        {
+            return Some("the page's next cursor".to_string());
+        }
+        objects_secret("the page", &self.objects, holds)
     }
 }
 

@@ -560,17 +560,7 @@ mod tests {
         )
     }
 
-    fn peak_rss_kib() -> u64 {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
+    use crate::metrics::peak_rss_kib;
 
     /// The review's attack below the load-time check: 60 core instances with
     /// a touched 64 MiB memory each, instantiated directly in a call's store.

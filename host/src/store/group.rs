@@ -16,10 +16,11 @@
 //!   way, so the intent is on disk before the connector is called, exactly
 //!   as with [`Store::begin_intent`]; a completion is awaited this way too, so
 //!   its error (if any) is seen where it was before.
-//! - [`GroupCommit::later`] queues a write nobody waits for (log records,
-//!   escrow clears). A crash may lose the queued ones; the intents that are
-//!   still on disk make the next cycle resume the objects concerned, as after
-//!   any crash between a target write and its record.
+//! - [`GroupCommit::later`] queues a write nobody waits for (escrow changes,
+//!   the log records of objects whose target was not written). A crash may
+//!   lose the queued ones; nothing is lost that the next cycle does not redo.
+//!   The log record of a target write is not queued this way: the executor
+//!   commits it in the same durable write as the write's completion.
 //!
 //! Batching comes from concurrency: a `durable` caller yields once before it
 //! flushes, so the other connector calls of the cycle that are ready at that

@@ -349,7 +349,10 @@ const CSV_HEADER: [&str; 14] = [
 /// Every text field is untrusted (it may come from the connector or the
 /// source) and is escaped with [`crate::untrusted::escape`]: control
 /// characters, CR/LF and bidi controls appear visibly, so a field is one line
-/// and nothing in the file acts on a terminal.
+/// and nothing in the file acts on a terminal. A field that a spreadsheet
+/// would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return: a connector's target id `=HYPERLINK(...)`, say) is
+/// prefixed with `'`, as OWASP recommends, so it opens as text.
 pub fn export_csv(records: &[LogRecord]) -> Result<String, StoreError> {
     let fail = |e: csv::Error| StoreError::Export {
         format: "csv",
@@ -366,7 +369,7 @@ pub fn export_csv(records: &[LogRecord]) -> Result<String, StoreError> {
             .join("; ");
         let kind = r.kind.to_string();
         let duration = r.duration_ms.to_string();
-        let esc = |s: Option<&str>| crate::untrusted::escape(s.unwrap_or(""));
+        let esc = |s: Option<&str>| csv_cell(&crate::untrusted::escape(s.unwrap_or("")));
         w.write_record([
             esc(Some(&r.time)),
             esc(r.cycle_id.as_deref()),
@@ -393,6 +396,17 @@ pub fn export_csv(records: &[LogRecord]) -> Result<String, StoreError> {
         format: "csv",
         reason: e.to_string(),
     })
+}
+
+/// Neutralise a cell a spreadsheet would evaluate as a formula.
+fn csv_cell(text: &str) -> String {
+    // `escape` has already shown tab and CR as `\t` and `\r`; the raw
+    // characters are checked too in case that ever changes.
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
 }
 
 fn compact(v: &Option<serde_json::Value>) -> String {
@@ -602,5 +616,29 @@ mod tests {
         assert_eq!(v[0]["action"], "update");
         assert_eq!(v[0]["kind"], "user");
         assert_eq!(v[0]["modified"][1]["old"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_evaluate_open_as_text() {
+        let mut r = record(
+            0,
+            "c1",
+            "u1",
+            Some("=HYPERLINK(\"http://x\",\"y\")"),
+            LogStatus::Failure,
+        );
+        r.source_display = Some("+1+cmd|' /C calc'!A0".into());
+        r.error_reason = Some("@SUM(A1)".into());
+        r.error_code = Some("-2+3".into());
+        r.source_id = Some("\tlead".into());
+        let csv_text = export_csv(std::slice::from_ref(&r)).unwrap();
+        let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+        let row = reader.records().next().unwrap().unwrap();
+        assert_eq!(&row[9], "'=HYPERLINK(\"http://x\",\"y\")");
+        assert_eq!(&row[8], "'+1+cmd|' /C calc'!A0");
+        assert_eq!(&row[12], "'@SUM(A1)");
+        assert_eq!(&row[11], "'-2+3");
+        assert_eq!(&row[7], "\\tlead", "a tab is shown escaped, not raw");
+        assert_eq!(&row[3], "c1", "ordinary text untouched");
     }
 }

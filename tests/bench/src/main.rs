@@ -150,13 +150,7 @@ fn cli(args: &[String]) -> Result<()> {
 
 /// A field of `/proc/<pid>/status`, in KiB.
 fn status_kb(field: &str, pid: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    provisio::metrics::proc_status_kib(pid, field)
 }
 
 /// A child process killed when dropped.

@@ -479,16 +479,7 @@ fn linear_text_functions_keep_their_results() {
 #[test]
 #[ignore = "a measurement; prints figures"]
 fn nested_replace_measure() {
-    fn peak_rss_kib() -> u64 {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            })
-            .unwrap_or(0)
-    }
+    use crate::metrics::peak_rss_kib;
     let c = ctx_with(&[("x", t(&"a".repeat(256)))]);
     let unlimited = Limits {
         max_value_bytes: usize::MAX,

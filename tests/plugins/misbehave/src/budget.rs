@@ -8,6 +8,7 @@ pub(crate) fn run(behaviour: &str) -> Option<Result<String, ConnectorError>> {
     match behaviour {
         "rate-burst" => Some(rate_burst()),
         "redirect-chain" => Some(redirect_chain()),
+        "throttled-flood" => Some(throttled_flood()),
         _ => None,
     }
 }
@@ -32,3 +33,19 @@ fn redirect_chain() -> Result<String, ConnectorError> {
     }
     Ok(statuses.join(","))
 }
+
+/// Requests while the budget is paused: each is answered at once by the
+/// host's 429 and costs the guest nothing, so each must not cost an
+/// unbudgeted audit record either.
+fn throttled_flood() -> Result<String, ConnectorError> {
+    let mut held = 0u32;
+    for _ in 0..THROTTLED_FLOOD {
+        if send(&request(Method::Get, url_from("url", "/ping")?))?.status == 429 {
+            held += 1;
+        }
+    }
+    Ok(format!("held {held}"))
+}
+
+/// Requests `throttled-flood` makes.
+const THROTTLED_FLOOD: u32 = 5000;

@@ -17,6 +17,7 @@ mod egress;
 mod hygiene;
 mod resources;
 mod secrets;
+mod thief;
 
 /// Raw bindings generated from `wit/connector.wit` (world `plugin`).
 #[allow(
@@ -169,6 +170,9 @@ impl Guest for Misbehave {
     }
 
     fn find(_kind: ObjectKind, _attribute: Attribute) -> Result<Vec<TargetObject>, ConnectorError> {
+        if thief::active() {
+            return thief::find();
+        }
         unsupported()
     }
 
@@ -176,6 +180,9 @@ impl Guest for Misbehave {
     fn get(kind: ObjectKind, id: String) -> Result<TargetObject, ConnectorError> {
         if let Some(r) = resources::get(&id) {
             return r;
+        }
+        if thief::active() {
+            return thief::get(&id);
         }
         match kind {
             ObjectKind::User => Ok(TargetObject {
@@ -190,6 +197,9 @@ impl Guest for Misbehave {
         _kind: ObjectKind,
         _attributes: Vec<Attribute>,
     ) -> Result<TargetObject, ConnectorError> {
+        if thief::active() {
+            return thief::create();
+        }
         unsupported()
     }
 
