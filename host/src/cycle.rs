@@ -183,6 +183,9 @@ pub enum CycleError {
     /// The scope configuration is invalid.
     #[error("scope: {0}; fix the connection's [scope] table")]
     Scope(String),
+    /// Another process holds the connection's lease.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// A cycle of one connection.
@@ -571,7 +574,16 @@ impl Cycle<'_> {
         &self,
         progress: &crate::progress::Progress,
     ) -> Result<CycleSummary, CycleError> {
-        let r = self.run_inner(progress).await;
+        // One writer per connection: the cycle holds the connection's lease
+        // from before it resumes intents until its last write.
+        let r = crate::lease::hold(self.store, self.name(), |lease| {
+            self.run_inner(progress, lease)
+        })
+        .await
+        .unwrap_or_else(|e| match e {
+            crate::store::LeaseError::Store(e) => Err(CycleError::Store(e.to_string())),
+            other => Err(CycleError::Busy(other.to_string())),
+        });
         progress.finish();
         r
     }
@@ -579,6 +591,7 @@ impl Cycle<'_> {
     async fn run_inner(
         &self,
         progress: &crate::progress::Progress,
+        lease: crate::store::Lease,
     ) -> Result<CycleSummary, CycleError> {
         let started = Instant::now();
         let store_err = |e: crate::store::StoreError| CycleError::Store(e.to_string());
@@ -605,7 +618,8 @@ impl Cycle<'_> {
             &cycle_id,
             self.settings.concurrency,
         )
-        .with_progress(progress);
+        .with_progress(progress)
+        .with_lease(lease);
         progress.start(cycle_type.as_str());
         exec.resume_intents().await;
         let read = self.read_source()?;

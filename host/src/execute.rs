@@ -79,6 +79,7 @@ pub struct Executor<'a> {
     concurrency: usize,
     calls: AtomicU64,
     progress: Option<&'a crate::progress::Progress>,
+    lease: Option<crate::store::Lease>,
 }
 
 struct Record {
@@ -193,7 +194,15 @@ impl<'a> Executor<'a> {
             concurrency: concurrency.max(1),
             calls: AtomicU64::new(0),
             progress: None,
+            lease: None,
         }
+    }
+
+    /// Write only while `lease` is the connection's current lease: every
+    /// intent checks its fencing token in the same write.
+    pub fn with_lease(mut self, lease: crate::store::Lease) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// Report every finished object into `progress` as well.
@@ -244,8 +253,14 @@ impl<'a> Executor<'a> {
         payload: serde_json::Value,
     ) -> Result<IntentId, StoreError> {
         let (name, sid) = (self.name().to_string(), source_id.to_string());
+        let lease = self.lease.clone();
         self.group
-            .durable(move |s| s.begin_intent(&name, kind, &sid, action, &payload))
+            .durable(move |s| {
+                if let Some(lease) = &lease {
+                    s.check_fence(lease)?;
+                }
+                s.begin_intent(&name, kind, &sid, action, &payload)
+            })
             .await
     }
 

@@ -27,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod cycle;
 pub mod execute;
+pub mod lease;
 pub mod mapping;
 pub mod metrics;
 pub mod model;

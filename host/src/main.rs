@@ -26,7 +26,7 @@ async fn main() -> std::process::ExitCode {
             let text = provisio::capabilities::secrets::redact(&text);
             let text = provisio::untrusted::escape_capped(&text, MAX_ERROR_BYTES);
             eprintln!("error: {text}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(provisio::cli::exit_code(&e))
         }
     }
 }

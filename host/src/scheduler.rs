@@ -257,6 +257,8 @@ impl Service {
     ) -> anyhow::Result<Arc<Self>> {
         let config = crate::config::Config::load(&config_path)?;
         let store = crate::cli::open_store(&config)?;
+        // A damaged state file stops the service before it writes anything.
+        crate::cli::check_store(&store)?;
         let runtime = crate::runtime::Runtime::new(Some(&config.state_dir.join("cache")))?;
         let notifier = Arc::new(
             Notifier::from_config(&config).map_err(|e| anyhow::anyhow!(redact(&e.to_string())))?,
@@ -575,11 +577,26 @@ impl Service {
         &self,
         name: &str,
         h: &ConnHandle,
-        outcome: Result<CycleSummary, String>,
+        outcome: Result<CycleSummary, NoCycle>,
         interval: Duration,
     ) -> Duration {
         let m = crate::metrics::metrics();
         let labels = crate::metrics::conn(name);
+        // Another process (a `provisio sync`, a second node) holds the
+        // connection: not a failure of the connection, so no quarantine and
+        // no notification; try again soon.
+        let outcome = match outcome {
+            Err(NoCycle::Busy(why)) => {
+                m.cycles
+                    .get_or_create(&crate::metrics::status(name, "busy"))
+                    .inc();
+                tracing::info!(connection = %name, "cycle not started: {}", crate::untrusted::Untrusted::new(&why).for_log());
+                h.live(|l| l.last_error = Some(why));
+                return interval.min(BUSY_RETRY);
+            }
+            Err(NoCycle::Failed(why)) => Err(why),
+            Ok(s) => Ok(s),
+        };
         let attempted = |s: &CycleSummary| s.counts.values().sum::<usize>();
         let status = match &outcome {
             Ok(s) if !cycle_failed(s.failures, attempted(s)) => "succeeded",
@@ -662,13 +679,18 @@ impl Service {
     /// One cycle: its summary, or why it could not run; plus the
     /// connection's interval. Notifies when the deletion guard held
     /// disables/deletes.
-    async fn one_cycle(&self, h: &ConnHandle) -> (Result<CycleSummary, String>, Duration) {
+    async fn one_cycle(&self, h: &ConnHandle) -> (Result<CycleSummary, NoCycle>, Duration) {
         let name = &h.name;
         let env = match crate::cli::sync::open_sync_in(&self.config_path, name, Some(&self.plugins))
             .await
         {
             Ok(env) => env,
-            Err(e) => return (Err(redact(&format!("{e:#}"))), DEFAULT_INTERVAL),
+            Err(e) => {
+                return (
+                    Err(NoCycle::Failed(redact(&format!("{e:#}")))),
+                    DEFAULT_INTERVAL,
+                );
+            }
         };
         let plugin = env.conn.plugin();
         h.live(|l| l.plugin = Some((plugin.name.clone(), plugin.sha256.clone())));
@@ -689,10 +711,23 @@ impl Service {
                 }
                 (Ok(s), interval)
             }
-            Err(e) => (Err(redact(&e.to_string())), interval),
+            Err(crate::cycle::CycleError::Busy(why)) => (Err(NoCycle::Busy(why)), interval),
+            Err(e) => (Err(NoCycle::Failed(redact(&e.to_string()))), interval),
         }
     }
 }
+
+/// Why a cycle produced no summary.
+#[derive(Debug)]
+enum NoCycle {
+    /// Another process holds the connection's lease.
+    Busy(String),
+    /// The cycle could not run or stopped (setup, source, store).
+    Failed(String),
+}
+
+/// How soon a cycle refused the lease is tried again (at most the interval).
+const BUSY_RETRY: Duration = Duration::from_secs(60);
 
 /// The [`Event::StagedDeletions`] for a cycle that staged some: the count
 /// and up to 5 of the held actions, from the store.

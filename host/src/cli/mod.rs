@@ -128,6 +128,9 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Work with the state store.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Status of every connection (or one) from the running service, or from
     /// the state store when it is not running.
     Status {
@@ -287,9 +290,52 @@ pub enum GroupCommand {
     },
 }
 
+/// `provisio store ...`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Check the state file's integrity (SQLite `PRAGMA quick_check`); exits
+    /// 1 and lists the problems when it is damaged.
+    Check,
+}
+
+/// Exit codes of `provisio` (documented in the README).
+pub mod exit {
+    /// Everything done.
+    pub const SUCCESS: u8 = 0;
+    /// An error: configuration, setup, the store, a connector call.
+    pub const FAILURE: u8 = 1;
+    /// Another process holds the connection's lease (`sync`, `provision`).
+    pub const BUSY: u8 = 4;
+}
+
+/// The exit code for an error the CLI returned.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    let busy = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::store::LeaseError>(),
+            Some(crate::store::LeaseError::Held { .. })
+        ) || matches!(
+            c.downcast_ref::<crate::cycle::CycleError>(),
+            Some(crate::cycle::CycleError::Busy(_))
+        )
+    });
+    if busy { exit::BUSY } else { exit::FAILURE }
+}
+
+/// The subcommand, as a lease records it (`provisio sync`).
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Sync { .. } => "provisio sync",
+        Command::Run { .. } => "provisio run",
+        Command::Provision { .. } => "provisio provision",
+        _ => "provisio",
+    }
+}
+
 /// Run the CLI; returns the process exit code.
 pub async fn run(cli: Cli) -> Result<()> {
     telemetry::init(cli.log_format);
+    crate::lease::set_command(command_name(&cli.command));
     match cli.command {
         Command::Plugin(PluginCommand::Inspect { file, json }) => {
             inspect(&cli.config, &file, json).await
@@ -359,6 +405,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Status { connection, json } => {
             service::status(&cli.config, connection, json).await
+        }
+        Command::Store(StoreCommand::Check) => {
+            let config = Config::load(&cli.config)?;
+            let store = open_store(&config)?;
+            check_store(&store)?;
+            println!("state store {}: ok", config.store_path.display());
+            Ok(())
         }
         Command::Pause { connection } => {
             service::control(&cli.config, &connection, service::Control::Pause).await
@@ -434,6 +487,28 @@ fn read_attrs(input: AttrInput) -> Result<Vec<Attribute>> {
 }
 
 /// Open the configuration's state store, saying which file failed.
+/// Fail with the problems `PRAGMA quick_check` finds (the service runs this
+/// before it starts; `provisio store check` on demand).
+pub(crate) fn check_store(store: &crate::store::Store) -> Result<()> {
+    let problems = store.quick_check()?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = problems
+        .iter()
+        .take(10)
+        .map(|p| Untrusted::new(p).to_string())
+        .collect();
+    bail!(
+        "the state store {} is damaged ({} problem(s): {}); it was not changed. Restore it \
+         from a backup, or move it aside and start over with `provisio restart --forget-links` \
+         for each connection",
+        store.location(),
+        problems.len(),
+        shown.join("; ")
+    )
+}
+
 pub(crate) fn open_store(config: &Config) -> Result<crate::store::Store> {
     crate::store::Store::open(&config.store_path).with_context(|| {
         format!(

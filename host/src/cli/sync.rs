@@ -330,6 +330,20 @@ pub async fn provision_records(
     kind: ObjectKind,
     id: &str,
 ) -> Result<Vec<LogRecord>> {
+    // Provisioning on demand writes like a cycle: it holds the lease.
+    crate::lease::hold(&env.store, name, |lease| {
+        provision_under_lease(env, name, kind, id, lease)
+    })
+    .await?
+}
+
+async fn provision_under_lease(
+    env: &SyncEnv,
+    name: &str,
+    kind: ObjectKind,
+    id: &str,
+    lease: crate::store::Lease,
+) -> Result<Vec<LogRecord>> {
     let cycle = env.cycle();
     let read = cycle.read_source()?;
     let plan = cycle.plan_from(&read)?;
@@ -341,7 +355,7 @@ pub async fn provision_records(
         bail!("no {kind} with id '{id}' in the source of connection '{name}'");
     };
     let cycle_id = format!("on-demand-{}", uuid::Uuid::new_v4());
-    let exec = Executor::new(&env.conn, &env.store, &cycle_id, 1);
+    let exec = Executor::new(&env.conn, &env.store, &cycle_id, 1).with_lease(lease);
     let mut objects = Vec::new();
     if kind == ObjectKind::Group {
         let members: Vec<String> = plan

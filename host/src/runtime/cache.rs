@@ -34,7 +34,10 @@ pub struct ArtifactCache {
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// File system trouble.
-    #[error("plugin cache {path}: {source}")]
+    #[error(
+        "plugin cache {path}: {source}; the cache lives in the state directory: check that it \
+         is writable by this user (or set [runtime] state_dir)"
+    )]
     Io {
         /// The path.
         path: PathBuf,

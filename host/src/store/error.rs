@@ -6,6 +6,18 @@ use std::path::PathBuf;
 /// one is involved, the table.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// This process no longer holds the connection's lease (it expired or
+    /// another process took it over): it may write nothing more.
+    #[error(
+        "connection '{connection}': this process's lease (fencing token {fence}) was lost \
+         (it expired or another process took it over); nothing more is written"
+    )]
+    LeaseLost {
+        /// The connection.
+        connection: String,
+        /// The token this process held.
+        fence: i64,
+    },
     /// A group commit (several writes in one transaction) failed to commit;
     /// none of its writes was kept.
     #[error("a group commit failed: {0}")]
@@ -23,6 +35,20 @@ pub enum StoreError {
     Open {
         /// The file.
         path: String,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The state file (or its directory) cannot be written.
+    #[error(
+        "state file {path} cannot be written ({source}); check that the state directory {dir} \
+         is writable by this user and not on a read-only file system (set \
+         [runtime] state_dir to another directory otherwise)"
+    )]
+    Unwritable {
+        /// The file.
+        path: String,
+        /// Its directory.
+        dir: String,
         /// The SQLite error.
         source: rusqlite::Error,
     },

@@ -78,6 +78,7 @@ mod escrow;
 pub mod group;
 mod intents;
 mod kinds;
+pub mod leases;
 mod links;
 mod logs;
 mod notifications;
@@ -91,6 +92,7 @@ pub use error::StoreError;
 pub use escrow::{ESCROW_FIRST_BACKOFF, ESCROW_MAX_BACKOFF, EscrowEntry, escrow_backoff};
 pub use group::GroupCommit;
 pub use intents::{Intent, IntentAction, IntentId};
+pub use leases::{LEASE_TTL, Lease, LeaseError, LeaseHolder};
 pub use links::{Link, LinkState};
 pub use logs::{
     LogAction, LogQuery, LogRecord, LogStatus, ModifiedProperty, Step, StepKind, export_csv,
@@ -203,11 +205,27 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
-        schema::migrate(&mut conn, &location)?;
+        schema::migrate(&mut conn, &location).map_err(|e| unwritable(e, &location))?;
         Ok(Store {
             conn: Mutex::new(conn),
             location,
         })
+    }
+
+    /// SQLite's `PRAGMA quick_check`: the problems it found (none when the
+    /// file is sound). The service runs it when it starts, and
+    /// `provisio store check` on demand; a damaged file is reported, never
+    /// reset.
+    pub fn quick_check(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("PRAGMA quick_check")
+            .map_err(sql("quick_check", "*"))?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(Iterator::collect)
+            .map_err(sql("quick_check", "*"))?;
+        Ok(rows.into_iter().filter(|r| r != "ok").collect())
     }
 
     /// The file this store was opened from (`:memory:` for an in-memory store).
@@ -332,6 +350,28 @@ fn write_tx<'c>(
 /// Map a SQLite error to [`StoreError::Sql`] naming the operation and table.
 fn sql(op: &'static str, table: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sql { op, table, source }
+}
+
+/// A migration that failed because the file or its directory cannot be
+/// written says so, naming the directory (not "migration to schema
+/// version 0 failed").
+fn unwritable(e: StoreError, location: &str) -> StoreError {
+    use rusqlite::ErrorCode::{CannotOpen, PermissionDenied, ReadOnly};
+    match e {
+        StoreError::Migration { path, source, .. }
+            if matches!(
+                source.sqlite_error_code(),
+                Some(ReadOnly | CannotOpen | PermissionDenied)
+            ) =>
+        {
+            let dir = Path::new(location)
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| ".".to_string());
+            StoreError::Unwritable { path, dir, source }
+        }
+        other => other,
+    }
 }
 
 /// The current time as stored.

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 /// Migration *n* (1-based) brings a file from schema version *n − 1* to *n*.
 /// Never edit a released migration; append a new one.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -20,6 +20,21 @@ CREATE TABLE connection_state (
     quarantine_reason   TEXT,
     next_attempt_at     TEXT,
     updated_at          TEXT NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// One writer per connection: the lease a cycle holds (see `leases.rs`).
+const MIGRATION_4: &str = r#"
+CREATE TABLE leases (
+    connection   TEXT PRIMARY KEY NOT NULL,
+    owner        TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    host         TEXT NOT NULL,
+    command      TEXT NOT NULL,
+    fence        INTEGER NOT NULL,
+    started_at   TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL,
+    expires_at   TEXT NOT NULL
 ) WITHOUT ROWID;
 "#;
 

@@ -615,3 +615,63 @@ fn full_reset_keeps_only_intents() {
     assert_eq!(s.links("c2", ObjectKind::User).unwrap().len(), 1);
     s.reset(C, ResetScope::default()).unwrap();
 }
+
+#[test]
+fn a_read_only_state_file_names_its_directory_and_the_cause() {
+    let source = rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+        Some("attempt to write a readonly database".into()),
+    );
+    let e = super::unwritable(
+        StoreError::Migration {
+            path: "/srv/provisio/state/provisio.db".into(),
+            version: 0,
+            source,
+        },
+        "/srv/provisio/state/provisio.db",
+    );
+    let m = e.to_string();
+    assert!(matches!(e, StoreError::Unwritable { .. }), "{m}");
+    assert!(
+        m.contains("cannot be written") && m.contains("/srv/provisio/state is writable"),
+        "{m}"
+    );
+    assert!(!m.contains("schema version 0"), "{m}");
+}
+
+#[test]
+fn quick_check_finds_a_damaged_file_and_nothing_in_a_sound_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let s = Store::open(&path).unwrap();
+        for i in 0..2000 {
+            s.upsert_link(&Link {
+                connection: "c".into(),
+                kind: ObjectKind::User,
+                source_id: format!("u{i}"),
+                target_id: format!("t{i}"),
+                fingerprint: "f".repeat(64),
+                exported: Default::default(),
+                state: LinkState::Active,
+                updated_at: String::new(),
+            })
+            .unwrap();
+        }
+        assert_eq!(s.quick_check().unwrap(), Vec::<String>::new());
+    }
+    // Overwrite pages in the middle of the file (after the header page).
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 8 * 4096, "{}", bytes.len());
+    for b in &mut bytes[3 * 4096..6 * 4096] {
+        *b = 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    match Store::open(&path) {
+        Ok(s) => {
+            let problems = s.quick_check().unwrap_or_else(|e| vec![e.to_string()]);
+            assert!(!problems.is_empty(), "the damage was found");
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
