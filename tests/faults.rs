@@ -250,7 +250,11 @@ allowed_hosts = ["{p}"]
         })
     };
     let (ok, out, err) = cli(&["sync", "t", "--json"]).await.unwrap();
-    assert!(ok, "{err}");
+    assert!(!ok, "a failed object is not a success");
+    assert!(
+        err.contains("connection 't' is not in step: 1 object(s) failed"),
+        "{err}"
+    );
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["failures"], 1, "{s}");
     let (_, out, _) = cli(&[
@@ -272,10 +276,15 @@ allowed_hosts = ["{p}"]
     );
 
     // Next cycle: the failed object waits in escrow; nothing is sent.
-    let (ok, out, _) = cli(&["sync", "t", "--json"]).await.unwrap();
-    assert!(ok);
+    let (ok, out, err) = cli(&["sync", "t", "--json"]).await.unwrap();
+    assert!(!ok, "an object waiting in escrow is not hidden");
+    assert!(
+        err.contains("1 object(s) wait in escrow for their next retry"),
+        "{err}"
+    );
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["target_calls"], 0, "{s}");
+    assert_eq!(s["waiting"], 1, "{s}");
     assert_eq!(s["counts"]["user create skipped"], 1, "{s}");
     let (_, out, _) = cli(&[
         "logs",
@@ -294,7 +303,7 @@ allowed_hosts = ["{p}"]
     let (ok, out, _) = cli(&["restart", "t"]).await.unwrap();
     assert!(ok && out.contains("1 objects left escrow"), "{out}");
     let (ok, out, _) = cli(&["sync", "t", "--json"]).await.unwrap();
-    assert!(ok);
+    assert!(!ok, "still failing");
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["cycle_type"], "initial");
     assert!(

@@ -642,6 +642,7 @@ impl Cycle<'_> {
                 p.action.calls_target()
                     && waiting.contains_key(&(p.desired.kind, p.desired.source_id.clone()))
             });
+        let waiting_count = deferred.len();
         for p in deferred {
             if let Some(e) = waiting.get(&(p.desired.kind, p.desired.source_id.clone())) {
                 let o = exec.defer(p, e);
@@ -722,7 +723,7 @@ impl Cycle<'_> {
             outcomes.extend(exec.run_objects(guarded).await);
         }
 
-        let summary = CycleSummary::new(
+        let mut summary = CycleSummary::new(
             cycle_id.clone(),
             cycle_type,
             &outcomes,
@@ -730,6 +731,7 @@ impl Cycle<'_> {
             started.elapsed(),
             plan.issues.len(),
         );
+        summary.waiting = waiting_count;
         let failed = summary.failures > 0;
         self.store
             .finish_cycle(
@@ -775,6 +777,9 @@ pub struct CycleSummary {
     pub staged: usize,
     /// Source records skipped as malformed.
     pub source_issues: usize,
+    /// Objects not tried this cycle because they wait in escrow for their
+    /// next retry (a cycle that skipped them has not succeeded).
+    pub waiting: usize,
     /// Seconds.
     pub duration_seconds: f64,
 }
@@ -815,6 +820,7 @@ impl CycleSummary {
             failures,
             staged,
             source_issues: issues,
+            waiting: 0,
             duration_seconds: elapsed.as_secs_f64(),
         }
     }

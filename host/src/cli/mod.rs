@@ -304,12 +304,29 @@ pub mod exit {
     pub const SUCCESS: u8 = 0;
     /// An error: configuration, setup, the store, a connector call.
     pub const FAILURE: u8 = 1;
+    /// `sync`: the cycle ran, but some objects failed or wait in escrow for
+    /// a retry (the target is not yet in step).
+    pub const INCOMPLETE: u8 = 2;
     /// Another process holds the connection's lease (`sync`, `provision`).
     pub const BUSY: u8 = 4;
 }
 
+/// An outcome that is not a success, with its own exit code (the message is
+/// printed as the error).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    /// One of [`exit`]'s codes.
+    pub code: u8,
+    /// What to tell the operator.
+    pub message: String,
+}
+
 /// The exit code for an error the CLI returned.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(x) = e.chain().find_map(|c| c.downcast_ref::<Exit>()) {
+        return x.code;
+    }
     let busy = e.chain().any(|c| {
         matches!(
             c.downcast_ref::<crate::store::LeaseError>(),

@@ -179,7 +179,7 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
     }
     if json {
         println!("{}", json_safe(&serde_json::to_string_pretty(&summary)?));
-        return Ok(());
+        return incomplete(name, &summary);
     }
     println!(
         "{} cycle {} of '{name}' finished in {:.1} s: {} target calls, {} failures, {} staged, {} malformed source records",
@@ -200,10 +200,34 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
     if summary.staged > 0 {
         println!("held by the deletion guard: review with `provisio staged list {name}`");
     }
-    if summary.failures > 0 {
-        println!("see `provisio logs --connection {name} --status failure`");
+    incomplete(name, &summary)
+}
+
+/// A cycle with failed or waiting objects is not a success: exit code 2
+/// ([`super::exit::INCOMPLETE`]) with what is left.
+fn incomplete(name: &str, s: &crate::cycle::CycleSummary) -> Result<()> {
+    if s.failures == 0 && s.waiting == 0 {
+        return Ok(());
     }
-    Ok(())
+    let mut parts = Vec::new();
+    if s.failures > 0 {
+        parts.push(format!("{} object(s) failed", s.failures));
+    }
+    if s.waiting > 0 {
+        parts.push(format!(
+            "{} object(s) wait in escrow for their next retry",
+            s.waiting
+        ));
+    }
+    Err(super::Exit {
+        code: super::exit::INCOMPLETE,
+        message: format!(
+            "connection '{name}' is not in step: {}; see `provisio logs --connection {name} \
+             --status failure` (or `provisio restart {name}` to retry escrowed objects now)",
+            parts.join(", ")
+        ),
+    }
+    .into())
 }
 
 /// Run a cycle; in a terminal (and unless `show` is false), with a progress
