@@ -66,6 +66,11 @@ pub struct MembershipPlan {
     pub add: Vec<String>,
     /// Members to remove.
     pub remove: Vec<String>,
+    /// Members whose removal is held this cycle because the source had
+    /// malformed records (see [`crate::source::Holds`]).
+    pub held: Vec<String>,
+    /// Why removals are held (empty when none are).
+    pub held_reason: String,
 }
 
 /// The plan of a cycle.
@@ -80,6 +85,11 @@ pub struct Plan {
     pub issues: Vec<SourceIssue>,
     /// Whether the deletion guard trips.
     pub guard_tripped: bool,
+    /// Disables, deletes and membership removals held back because the
+    /// source had malformed records.
+    pub held: usize,
+    /// Why they are held (`held: the source had N malformed records: ...`).
+    pub held_reason: Option<String>,
 }
 
 impl Plan {
@@ -93,6 +103,7 @@ impl Plan {
         for m in &self.memberships {
             *c.entry("members add".to_string()).or_insert(0) += m.add.len();
             *c.entry("members remove".to_string()).or_insert(0) += m.remove.len();
+            *c.entry("members remove held".to_string()).or_insert(0) += m.held.len();
         }
         c.retain(|_, v| *v > 0);
         c
@@ -111,10 +122,12 @@ impl Plan {
                     "detail": detail(p),
                 })
             }).collect::<Vec<_>>(),
-            "memberships": self.memberships.iter().map(|m| serde_json::json!({"group": m.group, "add": m.add, "remove": m.remove})).collect::<Vec<_>>(),
+            "memberships": self.memberships.iter().map(|m| serde_json::json!({"group": m.group, "add": m.add, "remove": m.remove, "held": m.held})).collect::<Vec<_>>(),
             "unchanged": self.objects.iter().filter(|p| p.action.name() == "none").count(),
             "issues": self.issues.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
             "deletion_guard_tripped": self.guard_tripped,
+            "held": self.held,
+            "held_reason": self.held_reason,
             "counts": self.counts(),
         })
     }
@@ -165,6 +178,7 @@ pub fn detail(p: &Planned) -> String {
             .join("; "),
         Action::Disable { reason }
         | Action::Delete { reason }
+        | Action::Held { reason, .. }
         | Action::Skip { reason }
         | Action::None { reason } => reason.clone(),
         Action::Refresh { .. } => "create-only attributes changed; nothing to send".into(),
@@ -278,8 +292,16 @@ impl Cycle<'_> {
             return Err(CycleError::Scope(e.clone()));
         }
         // Records skipped as malformed are unknown this cycle, not deleted:
-        // their target objects are left alone.
-        let skipped = read.skipped_ids();
+        // whatever they could affect is held (see `source::Holds`).
+        let holds = read.holds();
+        let reason = || holds.reason();
+        let hold = |kind: ObjectKind, id: &str, action: Action| -> Action {
+            let held = match kind {
+                ObjectKind::User => holds.holds_user(id),
+                ObjectKind::Group => holds.holds_group(id),
+            };
+            if held { action.held(reason) } else { action }
+        };
         let store_err = |e: crate::store::StoreError| CycleError::Store(e.to_string());
         let user_links: BTreeMap<String, crate::store::Link> = self
             .store
@@ -326,7 +348,10 @@ impl Cycle<'_> {
                 &user_links,
                 self.policy(ObjectKind::User),
             );
-            plan.objects.push(entry);
+            plan.objects.push(Planned {
+                action: hold(ObjectKind::User, &u.id, entry.action.clone()),
+                ..entry
+            });
         }
         // A connector without the groups capability (e.g. RFPIO) gets no
         // group objects and no memberships; its users still come through
@@ -355,7 +380,10 @@ impl Cycle<'_> {
                 &user_links,
                 self.policy(ObjectKind::Group),
             );
-            plan.objects.push(entry);
+            plan.objects.push(Planned {
+                action: hold(ObjectKind::Group, &g.id, entry.action.clone()),
+                ..entry
+            });
         }
         // Linked objects that vanished from the source are hard-deleted.
         for (kind, links, present) in [
@@ -371,7 +399,7 @@ impl Cycle<'_> {
             ),
         ] {
             for (sid, l) in links {
-                if present.contains(sid) || skipped.contains(sid) || l.state == LinkState::Deleted {
+                if present.contains(sid) || l.state == LinkState::Deleted {
                     continue;
                 }
                 let desired = Desired {
@@ -387,7 +415,11 @@ impl Cycle<'_> {
                     matching: vec![],
                 };
                 let link = linked(l);
-                let action = reconcile::decide(&desired, Some(&link), self.policy(kind));
+                let action = hold(
+                    kind,
+                    sid,
+                    reconcile::decide(&desired, Some(&link), self.policy(kind)),
+                );
                 plan.objects.push(Planned {
                     desired,
                     link: Some(link),
@@ -451,13 +483,31 @@ impl Cycle<'_> {
                 .collect();
             let current = self.store.members(self.name(), &g.id).map_err(store_err)?;
             let (add, remove) = reconcile::membership_diff(&desired, &current);
-            if !add.is_empty() || !remove.is_empty() {
+            let (held, remove): (Vec<String>, Vec<String>) = remove
+                .into_iter()
+                .partition(|m| holds.holds_removal(&g.id, m, active_users.contains(m.as_str())));
+            if !add.is_empty() || !remove.is_empty() || !held.is_empty() {
                 plan.memberships.push(MembershipPlan {
                     group: g.id.clone(),
                     add,
                     remove,
+                    held_reason: if held.is_empty() {
+                        String::new()
+                    } else {
+                        holds.reason()
+                    },
+                    held,
                 });
             }
+        }
+        plan.held = plan
+            .objects
+            .iter()
+            .filter(|p| matches!(p.action, Action::Held { .. }))
+            .count()
+            + plan.memberships.iter().map(|m| m.held.len()).sum::<usize>();
+        if plan.held > 0 {
+            plan.held_reason = Some(holds.reason());
         }
 
         let deprovisions = plan
@@ -620,6 +670,14 @@ impl Cycle<'_> {
         for issue in &plan.issues {
             exec.log_source_issue(issue);
         }
+        if let Some(reason) = &plan.held_reason {
+            tracing::warn!(
+                connection = self.name(),
+                held = plan.held,
+                "{} deprovisioning action(s) and membership removal(s) {reason}",
+                plan.held
+            );
+        }
         let allowed = exec.allowed_staged();
         // Escrow: objects whose next attempt is not due wait (logged as skipped).
         let waiting = exec.escrowed_not_due();
@@ -714,7 +772,7 @@ impl Cycle<'_> {
             &outcomes,
             exec.target_calls(),
             started.elapsed(),
-            plan.issues.len(),
+            &plan,
         );
         let failed = summary.failures > 0;
         self.store
@@ -759,8 +817,16 @@ pub struct CycleSummary {
     pub failures: usize,
     /// Staged deprovisions.
     pub staged: usize,
-    /// Source records skipped as malformed.
+    /// Source records skipped as malformed, and references dropped.
     pub source_issues: usize,
+    /// Each source issue, with its file, record number and line.
+    pub issues: Vec<String>,
+    /// Disables, deletes and membership removals held back because the
+    /// source had malformed records (not failures: they happen in a later
+    /// cycle once the source is fixed).
+    pub held: usize,
+    /// Why they are held (`held: the source had N malformed records: ...`).
+    pub held_reason: Option<String>,
     /// Seconds.
     pub duration_seconds: f64,
 }
@@ -772,7 +838,7 @@ impl CycleSummary {
         outcomes: &[Outcome],
         target_calls: u64,
         elapsed: std::time::Duration,
-        issues: usize,
+        plan: &Plan,
     ) -> Self {
         let mut counts = BTreeMap::new();
         let mut failures = 0;
@@ -800,7 +866,10 @@ impl CycleSummary {
             target_calls,
             failures,
             staged,
-            source_issues: issues,
+            source_issues: plan.issues.len(),
+            issues: plan.issues.iter().map(|i| i.to_string()).collect(),
+            held: plan.held,
+            held_reason: plan.held_reason.clone(),
             duration_seconds: elapsed.as_secs_f64(),
         }
     }
@@ -828,6 +897,33 @@ mod tests {
             Value::Text("False".into()),
             "only `active` is converted"
         );
+    }
+
+    #[test]
+    fn held_actions_are_neither_deprovisions_nor_target_calls() {
+        let reason = || "held: the source had 1 malformed record: d.json:3 (users[1])".to_string();
+        for (action, delete) in [
+            (
+                Action::Disable {
+                    reason: "out of scope".into(),
+                },
+                false,
+            ),
+            (
+                Action::Delete {
+                    reason: "hard-deleted".into(),
+                },
+                true,
+            ),
+        ] {
+            assert!(action.is_deprovision());
+            let held = action.held(reason);
+            assert_eq!(held.name(), "held");
+            assert!(!held.is_deprovision() && !held.calls_target(), "{held:?}");
+            assert!(matches!(held, Action::Held { delete: d, .. } if d == delete));
+        }
+        let create = Action::Create { attributes: vec![] }.held(reason);
+        assert_eq!(create.name(), "create", "only deprovisioning is held");
     }
 
     #[test]
