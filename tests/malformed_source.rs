@@ -65,6 +65,10 @@ secrets = {{ token = "tok" }}
 allowed_hosts = ["{origin}"]
 concurrency = 2
 limits = {{ requests_per_second = 1000 }}
+
+[[connections.{CONN}.mappings.users]]
+target = "nickName"
+source = "jobTitel"
 "#,
                 plugin = plugin.display(),
                 origin = server.origin(),
@@ -144,7 +148,7 @@ limits = {{ requests_per_second = 1000 }}
 }
 
 fn user(id: &str) -> Value {
-    json!({"id": id, "userPrincipalName": format!("{id}@example.com"), "displayName": format!("User {id}"), "accountEnabled": true})
+    json!({"id": id, "userPrincipalName": format!("{id}@example.com"), "displayName": format!("User {id}"), "jobTitle": "Engineer", "accountEnabled": true})
 }
 
 fn good_directory() -> Value {
@@ -177,8 +181,17 @@ fn a_malformed_source_record_never_deprovisions_anything() {
         serde_json::to_string_pretty(&good_directory()).unwrap(),
     )
     .unwrap();
-    let (s, _) = world.sync();
+    let (s, stderr) = world.sync();
     assert_eq!(s["counts"]["user create success"], 6, "{s}");
+    // The typo in the mapping is warned about when the cycle starts.
+    assert!(
+        stderr.lines().any(|l| l.contains("WARN")
+            && l.contains("connection 'app'")
+            && l.contains("'nickName'")
+            && l.contains("[jobTitel]")
+            && l.contains("did you mean [jobTitle]?")),
+        "{stderr}"
+    );
     let all_active: BTreeMap<String, bool> = ["u1", "u2", "u3", "u4", "u5", "u6"]
         .iter()
         .map(|i| (format!("{i}@example.com"), true))

@@ -12,8 +12,8 @@
 //! deletes last — writing one provisioning-log record per object.
 
 use crate::execute::{Executor, Outcome};
-use crate::mapping::MappingSet;
 use crate::mapping::expr::MapContext;
+use crate::mapping::{MappingSet, UnknownAttribute};
 use crate::model::{Attribute, ObjectKind, Value};
 use crate::reconcile::{self, Action, Desired, Lifecycle, Linked, Policy, SourceState};
 use crate::runtime::Connection;
@@ -280,7 +280,67 @@ impl Cycle<'_> {
 
     /// Import, scope, map and reconcile: the plan, without any target call.
     pub fn plan(&self) -> Result<Plan, CycleError> {
-        self.plan_from(&self.read_source()?)
+        let read = self.read_source()?;
+        self.warn_unknown_attributes(&read);
+        self.plan_from(&read)
+    }
+
+    /// Warn about mappings that read a source attribute no record of this
+    /// read has (a typo such as `[jobTitel]` maps to nothing, silently):
+    /// `tracing::warn!` naming the connection, the mapping target and the
+    /// attribute, with the closest existing name within edit distance 2.
+    /// Done at the start of each cycle (and dry run) because loading the
+    /// configuration does not read the source; each finding is warned once
+    /// per process. Returns the findings (user mappings, then group ones).
+    pub fn warn_unknown_attributes(&self, read: &SourceRead) -> Vec<UnknownAttribute> {
+        static WARNED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+        let dir = &read.directory;
+        let mut found = Vec::new();
+        for (kind, set, mut known) in [
+            (
+                ObjectKind::User,
+                &self.settings.users,
+                dir.users
+                    .values()
+                    .flat_map(|u| u.attributes.keys().cloned())
+                    .collect::<BTreeSet<String>>(),
+            ),
+            (
+                ObjectKind::Group,
+                &self.settings.groups,
+                dir.groups
+                    .values()
+                    .flat_map(|g| g.attributes.keys().cloned())
+                    .collect::<BTreeSet<String>>(),
+            ),
+        ] {
+            if known.is_empty() {
+                continue; // no record to compare with
+            }
+            // Derived per cycle (see `plan_from`).
+            known.extend(
+                ["objectId", "IsSoftDeleted", "appRoleAssignments"]
+                    .into_iter()
+                    .map(String::from),
+            );
+            for u in set.unknown_attributes(&known) {
+                let key = format!("{}\0{kind}\0{}\0{}", self.name(), u.target, u.attribute);
+                let first = WARNED.lock().map(|mut w| w.insert(key)).unwrap_or(true);
+                if first {
+                    tracing::warn!(
+                        connection = self.name(),
+                        kind = %kind,
+                        target = %u.target,
+                        attribute = %u.attribute,
+                        suggestion = u.suggestion.as_deref().unwrap_or(""),
+                        "connection '{}': {u}",
+                        self.name()
+                    );
+                }
+                found.push(u);
+            }
+        }
+        found
     }
 
     /// Scope, map and reconcile one read of the source against the store as
@@ -659,6 +719,7 @@ impl Cycle<'_> {
         progress.start(cycle_type.as_str());
         exec.resume_intents().await;
         let read = self.read_source()?;
+        self.warn_unknown_attributes(&read);
         let plan = self.plan_from(&read)?;
         progress.add_total(
             plan.objects
