@@ -10,6 +10,19 @@
 //! accidental-deletion guard, and executes in phases — creates, updates and
 //! enables; reference resolution; group memberships in batches; disables and
 //! deletes last — writing one provisioning-log record per object.
+//!
+//! A malformed source record never deprovisions anything: planning turns the
+//! disables, deletes and membership removals that the read's skipped records
+//! could affect ([`crate::source::Holds`]) into [`Action::Held`] entries and
+//! [`MembershipPlan::held`] members. They are not failures and not counted by
+//! the deletion guard; the provisioning log and the [`CycleSummary`] show them
+//! (`held`, `held_reason`: `held: the source had N malformed records:
+//! <file>:<line> ...`, and every issue with its file, record and line), and a
+//! later cycle performs them once the source is fixed.
+//!
+//! The configuration is loaded without reading the source, so the check that
+//! mappings read attributes the source has is made here, at the start of each
+//! cycle and dry run ([`Cycle::warn_unknown_attributes`]).
 
 use crate::execute::{Executor, Outcome};
 use crate::mapping::expr::MapContext;

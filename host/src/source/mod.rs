@@ -24,9 +24,20 @@
 //!   provisions.
 //!
 //! A skipped record must not look like a deleted one to the reconcile stage:
+//! a malformed source record never deprovisions anything. [`SourceRead::holds`]
+//! turns the skipped records into [`Holds`], the rule the cycle applies: a
+//! skipped user record holds that user (no disable, no delete, no removal from
+//! a group); a skipped group record holds the group (no delete, none of its
+//! members removed) and every user and group deprovisioning, since objects may
+//! be in scope through it; a record without an id, or a skipped assignment,
+//! holds every deprovisioning of its kind. Held actions are logged as held,
+//! with the records' files and lines, and happen once the source is fixed.
 //! [`SourceRead::skipped_ids`] lists the ids whose records (or assignments)
-//! were skipped, so that their target objects can be left alone rather than
-//! deprovisioned.
+//! were skipped.
+//!
+//! Types are checked, not coerced: a well-known Entra attribute of the wrong
+//! JSON type (`jobTitle: 123`, `accountEnabled: "yes"`, `proxyAddresses`
+//! not a list, a group's `members` not a list) skips its record with an issue.
 
 mod csv_users;
 mod json;
