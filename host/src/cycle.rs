@@ -10,10 +10,23 @@
 //! accidental-deletion guard, and executes in phases — creates, updates and
 //! enables; reference resolution; group memberships in batches; disables and
 //! deletes last — writing one provisioning-log record per object.
+//!
+//! A malformed source record never deprovisions anything: planning turns the
+//! disables, deletes and membership removals that the read's skipped records
+//! could affect ([`crate::source::Holds`]) into [`Action::Held`] entries and
+//! [`MembershipPlan::held`] members. They are not failures and not counted by
+//! the deletion guard; the provisioning log and the [`CycleSummary`] show them
+//! (`held`, `held_reason`: `held: the source had N malformed records:
+//! <file>:<line> ...`, and every issue with its file, record and line), and a
+//! later cycle performs them once the source is fixed.
+//!
+//! The configuration is loaded without reading the source, so the check that
+//! mappings read attributes the source has is made here, at the start of each
+//! cycle and dry run ([`Cycle::warn_unknown_attributes`]).
 
 use crate::execute::{Executor, Outcome};
-use crate::mapping::MappingSet;
 use crate::mapping::expr::MapContext;
+use crate::mapping::{MappingSet, UnknownAttribute};
 use crate::model::{Attribute, ObjectKind, Value};
 use crate::reconcile::{self, Action, Desired, Lifecycle, Linked, Policy, SourceState};
 use crate::runtime::Connection;
@@ -66,6 +79,11 @@ pub struct MembershipPlan {
     pub add: Vec<String>,
     /// Members to remove.
     pub remove: Vec<String>,
+    /// Members whose removal is held this cycle because the source had
+    /// malformed records (see [`crate::source::Holds`]).
+    pub held: Vec<String>,
+    /// Why removals are held (empty when none are).
+    pub held_reason: String,
 }
 
 /// The plan of a cycle.
@@ -80,6 +98,11 @@ pub struct Plan {
     pub issues: Vec<SourceIssue>,
     /// Whether the deletion guard trips.
     pub guard_tripped: bool,
+    /// Disables, deletes and membership removals held back because the
+    /// source had malformed records.
+    pub held: usize,
+    /// Why they are held (`held: the source had N malformed records: ...`).
+    pub held_reason: Option<String>,
 }
 
 impl Plan {
@@ -93,6 +116,7 @@ impl Plan {
         for m in &self.memberships {
             *c.entry("members add".to_string()).or_insert(0) += m.add.len();
             *c.entry("members remove".to_string()).or_insert(0) += m.remove.len();
+            *c.entry("members remove held".to_string()).or_insert(0) += m.held.len();
         }
         c.retain(|_, v| *v > 0);
         c
@@ -111,10 +135,12 @@ impl Plan {
                     "detail": detail(p),
                 })
             }).collect::<Vec<_>>(),
-            "memberships": self.memberships.iter().map(|m| serde_json::json!({"group": m.group, "add": m.add, "remove": m.remove})).collect::<Vec<_>>(),
+            "memberships": self.memberships.iter().map(|m| serde_json::json!({"group": m.group, "add": m.add, "remove": m.remove, "held": m.held})).collect::<Vec<_>>(),
             "unchanged": self.objects.iter().filter(|p| p.action.name() == "none").count(),
             "issues": self.issues.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
             "deletion_guard_tripped": self.guard_tripped,
+            "held": self.held,
+            "held_reason": self.held_reason,
             "counts": self.counts(),
         })
     }
@@ -165,6 +191,7 @@ pub fn detail(p: &Planned) -> String {
             .join("; "),
         Action::Disable { reason }
         | Action::Delete { reason }
+        | Action::Held { reason, .. }
         | Action::Skip { reason }
         | Action::None { reason } => reason.clone(),
         Action::Refresh { .. } => "create-only attributes changed; nothing to send".into(),
@@ -269,7 +296,67 @@ impl Cycle<'_> {
 
     /// Import, scope, map and reconcile: the plan, without any target call.
     pub fn plan(&self) -> Result<Plan, CycleError> {
-        self.plan_from(&self.read_source()?)
+        let read = self.read_source()?;
+        self.warn_unknown_attributes(&read);
+        self.plan_from(&read)
+    }
+
+    /// Warn about mappings that read a source attribute no record of this
+    /// read has (a typo such as `[jobTitel]` maps to nothing, silently):
+    /// `tracing::warn!` naming the connection, the mapping target and the
+    /// attribute, with the closest existing name within edit distance 2.
+    /// Done at the start of each cycle (and dry run) because loading the
+    /// configuration does not read the source; each finding is warned once
+    /// per process. Returns the findings (user mappings, then group ones).
+    pub fn warn_unknown_attributes(&self, read: &SourceRead) -> Vec<UnknownAttribute> {
+        static WARNED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+        let dir = &read.directory;
+        let mut found = Vec::new();
+        for (kind, set, mut known) in [
+            (
+                ObjectKind::User,
+                &self.settings.users,
+                dir.users
+                    .values()
+                    .flat_map(|u| u.attributes.keys().cloned())
+                    .collect::<BTreeSet<String>>(),
+            ),
+            (
+                ObjectKind::Group,
+                &self.settings.groups,
+                dir.groups
+                    .values()
+                    .flat_map(|g| g.attributes.keys().cloned())
+                    .collect::<BTreeSet<String>>(),
+            ),
+        ] {
+            if known.is_empty() {
+                continue; // no record to compare with
+            }
+            // Derived per cycle (see `plan_from`).
+            known.extend(
+                ["objectId", "IsSoftDeleted", "appRoleAssignments"]
+                    .into_iter()
+                    .map(String::from),
+            );
+            for u in set.unknown_attributes(&known) {
+                let key = format!("{}\0{kind}\0{}\0{}", self.name(), u.target, u.attribute);
+                let first = WARNED.lock().map(|mut w| w.insert(key)).unwrap_or(true);
+                if first {
+                    tracing::warn!(
+                        connection = self.name(),
+                        kind = %kind,
+                        target = %u.target,
+                        attribute = %u.attribute,
+                        suggestion = u.suggestion.as_deref().unwrap_or(""),
+                        "connection '{}': {u}",
+                        self.name()
+                    );
+                }
+                found.push(u);
+            }
+        }
+        found
     }
 
     /// Scope, map and reconcile one read of the source against the store as
@@ -281,8 +368,16 @@ impl Cycle<'_> {
             return Err(CycleError::Scope(e.clone()));
         }
         // Records skipped as malformed are unknown this cycle, not deleted:
-        // their target objects are left alone.
-        let skipped = read.skipped_ids();
+        // whatever they could affect is held (see `source::Holds`).
+        let holds = read.holds();
+        let reason = || holds.reason();
+        let hold = |kind: ObjectKind, id: &str, action: Action| -> Action {
+            let held = match kind {
+                ObjectKind::User => holds.holds_user(id),
+                ObjectKind::Group => holds.holds_group(id),
+            };
+            if held { action.held(reason) } else { action }
+        };
         let store_err = |e: crate::store::StoreError| CycleError::Store(e.to_string());
         let user_links: BTreeMap<String, crate::store::Link> = self
             .store
@@ -329,7 +424,10 @@ impl Cycle<'_> {
                 &user_links,
                 self.policy(ObjectKind::User),
             );
-            plan.objects.push(entry);
+            plan.objects.push(Planned {
+                action: hold(ObjectKind::User, &u.id, entry.action.clone()),
+                ..entry
+            });
         }
         // A connector without the groups capability (e.g. RFPIO) gets no
         // group objects and no memberships; its users still come through
@@ -358,7 +456,10 @@ impl Cycle<'_> {
                 &user_links,
                 self.policy(ObjectKind::Group),
             );
-            plan.objects.push(entry);
+            plan.objects.push(Planned {
+                action: hold(ObjectKind::Group, &g.id, entry.action.clone()),
+                ..entry
+            });
         }
         // Linked objects that vanished from the source are hard-deleted.
         for (kind, links, present) in [
@@ -374,7 +475,7 @@ impl Cycle<'_> {
             ),
         ] {
             for (sid, l) in links {
-                if present.contains(sid) || skipped.contains(sid) || l.state == LinkState::Deleted {
+                if present.contains(sid) || l.state == LinkState::Deleted {
                     continue;
                 }
                 let desired = Desired {
@@ -390,7 +491,11 @@ impl Cycle<'_> {
                     matching: vec![],
                 };
                 let link = linked(l);
-                let action = reconcile::decide(&desired, Some(&link), self.policy(kind));
+                let action = hold(
+                    kind,
+                    sid,
+                    reconcile::decide(&desired, Some(&link), self.policy(kind)),
+                );
                 plan.objects.push(Planned {
                     desired,
                     link: Some(link),
@@ -454,13 +559,31 @@ impl Cycle<'_> {
                 .collect();
             let current = self.store.members(self.name(), &g.id).map_err(store_err)?;
             let (add, remove) = reconcile::membership_diff(&desired, &current);
-            if !add.is_empty() || !remove.is_empty() {
+            let (held, remove): (Vec<String>, Vec<String>) = remove
+                .into_iter()
+                .partition(|m| holds.holds_removal(&g.id, m, active_users.contains(m.as_str())));
+            if !add.is_empty() || !remove.is_empty() || !held.is_empty() {
                 plan.memberships.push(MembershipPlan {
                     group: g.id.clone(),
                     add,
                     remove,
+                    held_reason: if held.is_empty() {
+                        String::new()
+                    } else {
+                        holds.reason()
+                    },
+                    held,
                 });
             }
+        }
+        plan.held = plan
+            .objects
+            .iter()
+            .filter(|p| matches!(p.action, Action::Held { .. }))
+            .count()
+            + plan.memberships.iter().map(|m| m.held.len()).sum::<usize>();
+        if plan.held > 0 {
+            plan.held_reason = Some(holds.reason());
         }
 
         let deprovisions = plan
@@ -623,6 +746,7 @@ impl Cycle<'_> {
         progress.start(cycle_type.as_str());
         exec.resume_intents().await;
         let read = self.read_source()?;
+        self.warn_unknown_attributes(&read);
         let plan = self.plan_from(&read)?;
         progress.add_total(
             plan.objects
@@ -633,6 +757,14 @@ impl Cycle<'_> {
         let mut outcomes: Vec<Outcome> = Vec::new();
         for issue in &plan.issues {
             exec.log_source_issue(issue);
+        }
+        if let Some(reason) = &plan.held_reason {
+            tracing::warn!(
+                connection = self.name(),
+                held = plan.held,
+                "{} deprovisioning action(s) and membership removal(s) {reason}",
+                plan.held
+            );
         }
         let allowed = exec.allowed_staged();
         // Escrow: objects whose next attempt is not due wait (logged as skipped).
@@ -729,7 +861,7 @@ impl Cycle<'_> {
             &outcomes,
             exec.target_calls(),
             started.elapsed(),
-            plan.issues.len(),
+            &plan,
         );
         summary.waiting = waiting_count;
         let failed = summary.failures > 0;
@@ -775,11 +907,19 @@ pub struct CycleSummary {
     pub failures: usize,
     /// Staged deprovisions.
     pub staged: usize,
-    /// Source records skipped as malformed.
+    /// Source records skipped as malformed, and references dropped.
     pub source_issues: usize,
     /// Objects not tried this cycle because they wait in escrow for their
     /// next retry (a cycle that skipped them has not succeeded).
     pub waiting: usize,
+    /// Each source issue, with its file, record number and line.
+    pub issues: Vec<String>,
+    /// Disables, deletes and membership removals held back because the
+    /// source had malformed records (not failures: they happen in a later
+    /// cycle once the source is fixed).
+    pub held: usize,
+    /// Why they are held (`held: the source had N malformed records: ...`).
+    pub held_reason: Option<String>,
     /// Seconds.
     pub duration_seconds: f64,
 }
@@ -791,7 +931,7 @@ impl CycleSummary {
         outcomes: &[Outcome],
         target_calls: u64,
         elapsed: std::time::Duration,
-        issues: usize,
+        plan: &Plan,
     ) -> Self {
         let mut counts = BTreeMap::new();
         let mut failures = 0;
@@ -819,8 +959,11 @@ impl CycleSummary {
             target_calls,
             failures,
             staged,
-            source_issues: issues,
             waiting: 0,
+            source_issues: plan.issues.len(),
+            issues: plan.issues.iter().map(|i| i.to_string()).collect(),
+            held: plan.held,
+            held_reason: plan.held_reason.clone(),
             duration_seconds: elapsed.as_secs_f64(),
         }
     }
@@ -848,6 +991,33 @@ mod tests {
             Value::Text("False".into()),
             "only `active` is converted"
         );
+    }
+
+    #[test]
+    fn held_actions_are_neither_deprovisions_nor_target_calls() {
+        let reason = || "held: the source had 1 malformed record: d.json:3 (users[1])".to_string();
+        for (action, delete) in [
+            (
+                Action::Disable {
+                    reason: "out of scope".into(),
+                },
+                false,
+            ),
+            (
+                Action::Delete {
+                    reason: "hard-deleted".into(),
+                },
+                true,
+            ),
+        ] {
+            assert!(action.is_deprovision());
+            let held = action.held(reason);
+            assert_eq!(held.name(), "held");
+            assert!(!held.is_deprovision() && !held.calls_target(), "{held:?}");
+            assert!(matches!(held, Action::Held { delete: d, .. } if d == delete));
+        }
+        let create = Action::Create { attributes: vec![] }.held(reason);
+        assert_eq!(create.name(), "create", "only deprovisioning is held");
     }
 
     #[test]

@@ -159,7 +159,8 @@ fn log_action(a: &Action) -> LogAction {
         Action::Update { .. } | Action::Refresh { .. } => LogAction::Update,
         Action::Enable { .. } => LogAction::Enable,
         Action::Disable { .. } => LogAction::Disable,
-        Action::Delete { .. } => LogAction::Delete,
+        Action::Delete { .. } | Action::Held { delete: true, .. } => LogAction::Delete,
+        Action::Held { delete: false, .. } => LogAction::Disable,
         Action::Skip { .. } | Action::None { .. } => LogAction::Skip,
     }
 }
@@ -482,6 +483,22 @@ impl<'a> Executor<'a> {
                     });
                 }
                 return None;
+            }
+            Action::Held { reason, .. } => {
+                steps.push(step(
+                    StepKind::Processing,
+                    LogStatus::Skipped,
+                    reason.clone(),
+                ));
+                let rec = Record {
+                    steps,
+                    modified: vec![],
+                    target_id: p.link.as_ref().map(|l| l.target_id.clone()),
+                    error: None,
+                    retry: None,
+                    completion: None,
+                };
+                (LogStatus::Skipped, rec)
             }
             Action::Skip { reason } => {
                 let failed = !p.errors.is_empty();
@@ -1169,6 +1186,19 @@ impl<'a> Executor<'a> {
                 LogStatus::Success,
                 format!("{} to add, {} to remove", m.add.len(), m.remove.len()),
             )];
+            if !m.held.is_empty() {
+                steps.push(step(
+                    StepKind::Processing,
+                    LogStatus::Skipped,
+                    format!(
+                        "removal of {} held ({}): {}",
+                        m.held.len(),
+                        m.held.join(", "),
+                        m.held_reason
+                    ),
+                ));
+            }
+            let only_held = m.add.is_empty() && m.remove.is_empty();
             let mut error = None;
             let mut added = 0;
             let mut removed = 0;
@@ -1233,6 +1263,8 @@ impl<'a> Executor<'a> {
             }
             let status = if error.is_some() {
                 LogStatus::Failure
+            } else if only_held {
+                LogStatus::Skipped
             } else {
                 LogStatus::Success
             };

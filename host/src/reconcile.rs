@@ -153,6 +153,15 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Deprovisioning held back because the source had malformed records
+    /// (see `source::Holds`): not a failure, logged as a skipped disable or
+    /// delete, and done in a later cycle once the source is fixed.
+    Held {
+        /// Whether the held action is a delete (else a disable).
+        delete: bool,
+        /// Why (`held: the source had N malformed records: ...`).
+        reason: String,
+    },
     /// Deliberately not acted on (logged as skipped).
     Skip {
         /// Why.
@@ -171,6 +180,7 @@ impl Action {
             Action::Enable { .. } => "enable",
             Action::Disable { .. } => "disable",
             Action::Delete { .. } => "delete",
+            Action::Held { .. } => "held",
             Action::Skip { .. } => "skip",
         }
     }
@@ -180,11 +190,30 @@ impl Action {
         matches!(self, Action::Disable { .. } | Action::Delete { .. })
     }
 
+    /// This action held back: a disable or delete becomes [`Action::Held`]
+    /// with `reason`; any other action is returned unchanged.
+    pub fn held(self, reason: impl FnOnce() -> String) -> Action {
+        match self {
+            Action::Disable { .. } => Action::Held {
+                delete: false,
+                reason: reason(),
+            },
+            Action::Delete { .. } => Action::Held {
+                delete: true,
+                reason: reason(),
+            },
+            other => other,
+        }
+    }
+
     /// Whether it calls the target.
     pub fn calls_target(&self) -> bool {
         !matches!(
             self,
-            Action::None { .. } | Action::Refresh { .. } | Action::Skip { .. }
+            Action::None { .. }
+                | Action::Refresh { .. }
+                | Action::Held { .. }
+                | Action::Skip { .. }
         )
     }
 }

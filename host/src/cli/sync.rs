@@ -200,6 +200,16 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
     if summary.staged > 0 {
         println!("held by the deletion guard: review with `provisio staged list {name}`");
     }
+    for issue in &summary.issues {
+        println!("  source issue: {}", escape(issue));
+    }
+    if let Some(reason) = &summary.held_reason {
+        println!(
+            "{} disables, deletes or membership removals {}",
+            summary.held,
+            escape(reason)
+        );
+    }
     incomplete(name, &summary)
 }
 

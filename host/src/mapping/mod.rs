@@ -241,6 +241,32 @@ pub struct MappingSet {
     mappings: Vec<AttributeMapping>,
 }
 
+/// A mapping that reads a source attribute no source record has (see
+/// [`MappingSet::unknown_attributes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownAttribute {
+    /// The mapping's target attribute.
+    pub target: String,
+    /// The source attribute it reads, as written.
+    pub attribute: String,
+    /// The closest attribute the records do have, within edit distance 2.
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for UnknownAttribute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the mapping of '{}' reads source attribute [{}], which no source record has",
+            self.target, self.attribute
+        )?;
+        match &self.suggestion {
+            Some(s) => write!(f, "; did you mean [{s}]?"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The result of applying a [`MappingSet`] to one source object.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MappedObject {
@@ -679,6 +705,52 @@ impl MappingSet {
         } else {
             Err(errors)
         }
+    }
+
+    /// The source attributes each mapping reads, as `(target, attribute)`
+    /// pairs in mapping order (a direct mapping reads its attribute, an
+    /// expression every `[attribute]` in it, a constant nothing).
+    pub fn source_attributes(&self) -> Vec<(&str, String)> {
+        let mut out = Vec::new();
+        for m in &self.mappings {
+            match &m.source {
+                MappingSource::Direct(name) => out.push((m.target.as_str(), name.clone())),
+                MappingSource::Expression(e) => out.extend(
+                    e.attributes()
+                        .into_iter()
+                        .map(|name| (m.target.as_str(), name)),
+                ),
+                MappingSource::Constant(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Mappings that read a source attribute none of `known` (the attribute
+    /// names the source's records have; compared case-insensitively, as
+    /// evaluation compares them) is, each with the closest known name within
+    /// edit distance 2 as a suggestion. A typo such as `[jobTitel]` would
+    /// otherwise just map to nothing.
+    pub fn unknown_attributes<'a>(&'a self, known: &'a BTreeSet<String>) -> Vec<UnknownAttribute> {
+        let lower: Vec<(String, &String)> = known.iter().map(|k| (k.to_lowercase(), k)).collect();
+        self.source_attributes()
+            .into_iter()
+            .filter(|(_, a)| !lower.iter().any(|(l, _)| *l == a.to_lowercase()))
+            .map(|(target, attribute)| {
+                let a = attribute.to_lowercase();
+                let suggestion = lower
+                    .iter()
+                    .map(|(l, k)| (expr::edit_distance(&a, l), *k))
+                    .filter(|(d, _)| *d <= 2)
+                    .min_by_key(|(d, _)| *d)
+                    .map(|(_, k)| k.clone());
+                UnknownAttribute {
+                    target: target.to_string(),
+                    attribute,
+                    suggestion,
+                }
+            })
+            .collect()
     }
 
     /// The matching attributes, lowest precedence number (tried first) first.

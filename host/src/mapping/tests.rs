@@ -696,3 +696,34 @@ fn evaluation_limits_name_the_target() {
     );
     assert!(msg.contains("max_value_bytes"), "{msg}");
 }
+
+#[test]
+fn mappings_reading_attributes_no_record_has_are_found_with_a_suggestion() {
+    let mut title = over("title");
+    title.source = Some("jobTitel".into());
+    let mut dept = over("department");
+    dept.expression = Some(r#"Join(" ", [Department], [costCentreCode])"#.into());
+    let set = compile(&defaults(), &[title, dept]).unwrap();
+    let known: BTreeSet<String> = [
+        "userPrincipalName",
+        "IsSoftDeleted",
+        "displayName",
+        "givenName",
+        "mailNickname",
+        "jobTitle",
+        "department",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let unknown = set.unknown_attributes(&known);
+    let shown: Vec<String> = unknown.iter().map(|u| u.to_string()).collect();
+    assert_eq!(
+        shown,
+        vec![
+            "the mapping of 'title' reads source attribute [jobTitel], which no source record has; did you mean [jobTitle]?".to_string(),
+            "the mapping of 'department' reads source attribute [costCentreCode], which no source record has".to_string(),
+        ],
+        "[Department] matches department case-insensitively; constants read nothing"
+    );
+}

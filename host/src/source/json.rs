@@ -212,18 +212,63 @@ fn attributes(o: Object) -> Result<BTreeMap<String, Value>, String> {
     Ok(out)
 }
 
+/// Attributes of Entra users and groups that hold text: a number, boolean or
+/// list there is a type error, not something to coerce. (`employeeId` is
+/// left out: directories commonly export it as a number.)
+const TEXT_ATTRIBUTES: &[&str] = &[
+    "userPrincipalName",
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "mailNickname",
+    "jobTitle",
+    "department",
+    "companyName",
+    "officeLocation",
+    "streetAddress",
+    "city",
+    "state",
+    "postalCode",
+    "country",
+    "usageLocation",
+    "preferredLanguage",
+    "mobilePhone",
+    "employeeType",
+    "userType",
+    "description",
+];
+
+/// Attributes that hold `true` or `false` (never `"yes"` or `1`).
+const BOOLEAN_ATTRIBUTES: &[&str] = &["accountEnabled", "mailEnabled", "securityEnabled"];
+
+/// Attributes that hold a list of strings.
+const LIST_ATTRIBUTES: &[&str] = &["proxyAddresses", "businessPhones", "otherMails"];
+
+/// Refuse a value of the wrong JSON type for a well-known attribute (names
+/// compared case-insensitively, as mappings compare them). Null is absent.
+fn check_types(o: &Object) -> Result<(), String> {
+    let is = |list: &[&str], k: &str| list.iter().any(|n| n.eq_ignore_ascii_case(k));
+    for (k, v) in o {
+        let expected = match v {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(_) if is(TEXT_ATTRIBUTES, k) => continue,
+            serde_json::Value::Bool(_) if is(BOOLEAN_ATTRIBUTES, k) => continue,
+            serde_json::Value::Array(_) if is(LIST_ATTRIBUTES, k) => continue,
+            _ if is(TEXT_ATTRIBUTES, k) => "a string",
+            _ if is(BOOLEAN_ATTRIBUTES, k) => "true or false",
+            _ if is(LIST_ATTRIBUTES, k) => "a list of strings",
+            _ => continue,
+        };
+        return Err(format!("'{k}' must be {expected}, found {}", kind(v)));
+    }
+    Ok(())
+}
+
 fn parse_user(mut o: Object, loc: &mut Location) -> Result<super::SourceUser, String> {
     let id = take_id(&o, loc)?;
     let deleted = take_deleted(&mut o)?;
-    match o.get("accountEnabled") {
-        None | Some(serde_json::Value::Null | serde_json::Value::Bool(_)) => {}
-        Some(other) => {
-            return Err(format!(
-                "'accountEnabled' must be true or false, found {}",
-                kind(other)
-            ));
-        }
-    }
+    check_types(&o)?;
     if let Some(m) = o.get("manager")
         && !matches!(m, serde_json::Value::String(_) | serde_json::Value::Null)
     {
@@ -239,6 +284,7 @@ fn parse_user(mut o: Object, loc: &mut Location) -> Result<super::SourceUser, St
 fn parse_group(mut o: Object, loc: &mut Location) -> Result<SourceGroup, String> {
     let id = take_id(&o, loc)?;
     let deleted = take_deleted(&mut o)?;
+    check_types(&o)?;
     let members = match o.remove("members") {
         None | Some(serde_json::Value::Null) => Vec::new(),
         Some(serde_json::Value::Array(items)) => {

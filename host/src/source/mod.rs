@@ -24,9 +24,20 @@
 //!   provisions.
 //!
 //! A skipped record must not look like a deleted one to the reconcile stage:
+//! a malformed source record never deprovisions anything. [`SourceRead::holds`]
+//! turns the skipped records into [`Holds`], the rule the cycle applies: a
+//! skipped user record holds that user (no disable, no delete, no removal from
+//! a group); a skipped group record holds the group (no delete, none of its
+//! members removed) and every user and group deprovisioning, since objects may
+//! be in scope through it; a record without an id, or a skipped assignment,
+//! holds every deprovisioning of its kind. Held actions are logged as held,
+//! with the records' files and lines, and happen once the source is fixed.
 //! [`SourceRead::skipped_ids`] lists the ids whose records (or assignments)
-//! were skipped, so that their target objects can be left alone rather than
-//! deprovisioned.
+//! were skipped.
+//!
+//! Types are checked, not coerced: a well-known Entra attribute of the wrong
+//! JSON type (`jobTitle: 123`, `accountEnabled: "yes"`, `proxyAddresses`
+//! not a list, a group's `members` not a list) skips its record with an issue.
 
 mod csv_users;
 mod json;
@@ -281,6 +292,135 @@ impl SourceRead {
             .filter(|i| i.effect == IssueEffect::RecordSkipped)
             .filter_map(|i| i.location.id.clone())
             .collect()
+    }
+
+    /// What the skipped records of this read hold this cycle (see [`Holds`]).
+    pub fn holds(&self) -> Holds {
+        let mut h = Holds::default();
+        let skipped: Vec<&SourceIssue> = self
+            .issues
+            .iter()
+            .filter(|i| i.effect == IssueEffect::RecordSkipped)
+            .collect();
+        let skipped_objects: BTreeSet<&str> = skipped
+            .iter()
+            .filter(|i| i.location.section != Section::Assignments)
+            .filter_map(|i| i.location.id.as_deref())
+            .collect();
+        for issue in skipped {
+            let l = &issue.location;
+            match (l.section, l.id.as_deref()) {
+                (Section::Users | Section::CsvRecord, Some(id)) => {
+                    h.users.insert(id.to_string());
+                }
+                (Section::Users | Section::CsvRecord, None) => h.all_users = true,
+                (Section::Groups, id) => {
+                    if let Some(id) = id {
+                        h.groups.insert(id.to_string());
+                    }
+                    h.all_users = true;
+                    h.all_groups = true;
+                }
+                // An assignment skipped because its principal's record was:
+                // that record holds what it can affect.
+                (Section::Assignments, Some(p)) if skipped_objects.contains(p) => continue,
+                (Section::Assignments, _) => {
+                    h.all_users = true;
+                    h.all_groups = true;
+                }
+            }
+            h.causes.push(l.clone());
+        }
+        h
+    }
+}
+
+/// What a cycle must not deprovision because records of the source were
+/// skipped: the rule that a malformed record never deprovisions anything.
+///
+/// - a skipped user record with a known id holds that user: it is neither
+///   disabled nor deleted, and not removed from any group;
+/// - a skipped group record with a known id holds that group (not deleted,
+///   none of its current target members removed) and, because users and
+///   groups may be in scope through it, every user and group deprovisioning;
+/// - a skipped record without an id (user or group) holds every
+///   deprovisioning of its kind (a group without an id holds users too, for
+///   the same reason as above);
+/// - a skipped assignment holds every user and group deprovisioning, unless
+///   its principal's own record was skipped (it is then held already).
+///
+/// "Holds every user deprovisioning" includes the membership removals of
+/// users that are not active this cycle. Held actions are not failures: they
+/// happen in a later cycle once the source is fixed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holds {
+    /// Ids of skipped user records.
+    pub users: BTreeSet<String>,
+    /// Ids of skipped group records.
+    pub groups: BTreeSet<String>,
+    /// Whether every user disable/delete is held.
+    pub all_users: bool,
+    /// Whether every group delete is held.
+    pub all_groups: bool,
+    /// The skipped records that cause the holds, in the order found.
+    pub causes: Vec<Location>,
+}
+
+impl Holds {
+    /// How many causes [`Holds::reason`] lists before "and N more".
+    const SHOWN: usize = 10;
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.causes.is_empty()
+    }
+
+    /// Whether disabling or deleting this user is held.
+    pub fn holds_user(&self, id: &str) -> bool {
+        self.all_users || self.users.contains(id)
+    }
+
+    /// Whether deleting this group is held.
+    pub fn holds_group(&self, id: &str) -> bool {
+        self.all_groups || self.groups.contains(id)
+    }
+
+    /// Whether removing `member` from `group` is held; `member_active` tells
+    /// whether the member is a user that stays active this cycle (its removal
+    /// then follows from the group's own, well-formed, member list).
+    pub fn holds_removal(&self, group: &str, member: &str, member_active: bool) -> bool {
+        self.groups.contains(group)
+            || self.users.contains(member)
+            || (self.all_users && !member_active)
+    }
+
+    /// Why an action is held, for logs and summaries:
+    /// `held: the source had 2 malformed records: directory.json:3 (users[1]), ...`.
+    pub fn reason(&self) -> String {
+        let mut shown: Vec<String> = self
+            .causes
+            .iter()
+            .take(Self::SHOWN)
+            .map(|l| {
+                let place = match l.section {
+                    Section::CsvRecord => format!("record {}", l.record),
+                    s => format!("{}[{}]", s.name(), l.record),
+                };
+                match l.line {
+                    Some(line) => format!("{}:{line} ({place})", l.file.display()),
+                    None => format!("{} ({place})", l.file.display()),
+                }
+            })
+            .collect();
+        if self.causes.len() > Self::SHOWN {
+            shown.push(format!("and {} more", self.causes.len() - Self::SHOWN));
+        }
+        let n = self.causes.len();
+        format!(
+            "held: the source had {n} malformed record{}: {}; fix them and the next cycle will catch up",
+            if n == 1 { "" } else { "s" },
+            shown.join(", ")
+        )
     }
 }
 

@@ -427,3 +427,132 @@ fn line_index_positions() {
     assert_eq!(idx.position(6), (3, 1));
     assert_eq!(idx.position(7), (4, 1));
 }
+
+#[test]
+fn type_errors_are_issues_not_coerced() {
+    let read = read_json(
+        r#"{"users": [
+  {"id": "u1", "jobTitle": 123},
+  {"id": "u2", "accountEnabled": "yes"},
+  {"id": "u3", "proxyAddresses": "smtp:a@x"},
+  {"id": "u4", "displayName": true},
+  {"id": "ok", "jobTitle": "Engineer", "employeeId": 7, "accountEnabled": null}
+],
+"groups": [
+  {"id": "g1", "description": ["a"]},
+  {"id": "g2", "securityEnabled": "true"}
+]}"#,
+    );
+    let d = &read.directory;
+    assert_eq!(d.users.keys().collect::<Vec<_>>(), vec!["ok"]);
+    assert!(d.groups.is_empty());
+    let shown: Vec<String> = read.issues.iter().map(|i| i.to_string()).collect();
+    for (id, line, message) in [
+        ("u1", 2, "'jobTitle' must be a string, found a number"),
+        (
+            "u2",
+            3,
+            "'accountEnabled' must be true or false, found a string",
+        ),
+        (
+            "u3",
+            4,
+            "'proxyAddresses' must be a list of strings, found a string",
+        ),
+        ("u4", 5, "'displayName' must be a string, found a boolean"),
+        ("g1", 9, "'description' must be a string, found an array"),
+        (
+            "g2",
+            10,
+            "'securityEnabled' must be true or false, found a string",
+        ),
+    ] {
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.contains(&format!("(id \"{id}\"), line {line}"))
+                    && s.contains(message)
+                    && s.contains("record skipped")),
+            "{id}: {message} not in {shown:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_skipped_user_with_an_id_holds_only_that_user() {
+    let read = read_json(
+        r#"{"users": [
+  {"id": "u1", "accountEnabled": "yes"},
+  {"id": "u2"}
+],
+"groups": [{"id": "g1", "members": ["u1", "u2"]}],
+"assignments": [{"principal": "u1", "connection": "demo"}]}"#,
+    );
+    let h = read.holds();
+    assert!(h.holds_user("u1") && !h.holds_user("u2"), "{h:?}");
+    assert!(!h.all_users && !h.all_groups && !h.holds_group("g1"));
+    assert!(h.holds_removal("g1", "u1", false));
+    assert!(!h.holds_removal("g1", "u2", false));
+    // The assignment skipped because of u1 is no second cause.
+    assert_eq!(h.causes.len(), 1, "{h:?}");
+    let reason = h.reason();
+    assert!(
+        reason.starts_with("held: the source had 1 malformed record: ")
+            && reason.contains("directory.json:2 (users[1])"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_skipped_group_holds_the_group_its_members_and_every_user() {
+    let read = read_json(
+        r#"{"users": [{"id": "u1"}, {"id": "u2"}],
+"groups": [
+  {"id": "g1", "members": ["u1"]},
+  {"id": "g2", "members": "u1,u2"}
+]}"#,
+    );
+    let h = read.holds();
+    assert!(h.holds_group("g2") && h.groups.contains("g2"), "{h:?}");
+    assert!(h.all_users, "users may be in scope through g2: {h:?}");
+    assert!(h.holds_user("u1") && h.holds_user("u2"));
+    assert!(h.holds_removal("g2", "u1", true), "g2's members stay");
+    assert!(h.holds_removal("g1", "u2", false), "an inactive user stays");
+    assert!(
+        !h.holds_removal("g1", "u2", true),
+        "an active user left g1's own member list"
+    );
+    assert!(
+        h.reason().contains("directory.json:4 (groups[2])"),
+        "{}",
+        h.reason()
+    );
+}
+
+#[test]
+fn records_without_an_id_or_a_bad_assignment_hold_their_whole_kind() {
+    let read = read_json(r#"{"users": [{"id": "u1"}, {"userPrincipalName": "x@example.com"}]}"#);
+    let h = read.holds();
+    assert!(h.all_users && !h.all_groups, "{h:?}");
+    assert!(h.holds_user("anyone") && h.holds_removal("g", "anyone", false));
+
+    let read = read_json(r#"{"groups": [{"displayName": "no id"}]}"#);
+    let h = read.holds();
+    assert!(h.all_users && h.all_groups, "{h:?}");
+
+    let read = read_json(r#"{"users": [{"id": "u1"}], "assignments": [{"principal": "u1"}]}"#);
+    let h = read.holds();
+    assert!(h.all_users && h.all_groups, "{h:?}");
+
+    let read = read_csv(b"id,accountEnabled\nu1,true\n,true\nu3,maybe\n");
+    let h = read.holds();
+    assert!(h.all_users && h.users.contains("u3"), "{h:?}");
+    assert_eq!(h.causes.len(), 2);
+    assert!(
+        h.reason().contains("users.csv:3 (record 2)"),
+        "{}",
+        h.reason()
+    );
+
+    assert!(read_json(GOOD).holds().is_empty());
+}

@@ -41,6 +41,7 @@
 mod bounds;
 mod dotnet_time;
 mod functions;
+pub(crate) use functions::edit_distance;
 mod parse;
 #[cfg(test)]
 mod tests;
