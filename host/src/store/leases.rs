@@ -99,18 +99,8 @@ pub enum LeaseError {
         /// When it expires.
         expires_at: String,
     },
-    /// The lease this process held was taken over or expired.
-    #[error(
-        "connection '{connection}': this process's lease (fencing token {fence}) was lost \
-         (it expired or another process took it over); stopping"
-    )]
-    Lost {
-        /// The connection.
-        connection: String,
-        /// The token this process held.
-        fence: i64,
-    },
-    /// The store failed.
+    /// The store failed, or this process's lease was lost
+    /// ([`StoreError::LeaseLost`]).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -244,9 +234,9 @@ impl Store {
         Ok(lease)
     }
 
-    /// Extend a held lease by `ttl` from now; [`LeaseError::Lost`] when it
-    /// is no longer this holder's (token and owner must both match).
-    pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<String, LeaseError> {
+    /// Extend a held lease by `ttl` from now; [`StoreError::LeaseLost`]
+    /// when it is no longer this holder's (token and owner must both match).
+    pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<String, StoreError> {
         let now = SystemTime::now();
         let expires = format_time(now + ttl);
         let n = self
@@ -266,7 +256,7 @@ impl Store {
         if n == 1 {
             Ok(expires)
         } else {
-            Err(LeaseError::Lost {
+            Err(StoreError::LeaseLost {
                 connection: lease.connection.clone(),
                 fence: lease.fence,
             })
@@ -291,24 +281,8 @@ impl Store {
     /// The executor checks this before every write it begins, so a process
     /// that lost its lease writes nothing more.
     pub fn check_fence(&self, lease: &Lease) -> Result<(), StoreError> {
-        let held: Option<(String, i64, String)> = self
-            .lock()
-            .query_row(
-                "SELECT owner, fence, expires_at FROM leases WHERE connection = ?1",
-                [&lease.connection],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(sql("check_fence", "leases"))?;
-        let now = SystemTime::now();
-        match held {
-            Some((owner, fence, expires))
-                if owner == lease.holder.owner
-                    && fence == lease.fence
-                    && parse_time(&expires).is_some_and(|e| e > now) =>
-            {
-                Ok(())
-            }
+        match self.lease(&lease.connection)? {
+            Some(l) if l.holder.owner == lease.holder.owner && l.fence == lease.fence => Ok(()),
             _ => Err(StoreError::LeaseLost {
                 connection: lease.connection.clone(),
                 fence: lease.fence,
@@ -356,7 +330,7 @@ mod tests {
         ));
         assert!(matches!(
             s.renew_lease(&lease, LEASE_TTL),
-            Err(LeaseError::Lost { .. })
+            Err(StoreError::LeaseLost { .. })
         ));
         assert!(s.renew_lease(&again, LEASE_TTL).is_ok());
         // Releasing a lost lease does not release the current one.
@@ -377,7 +351,7 @@ mod tests {
         ));
         assert!(matches!(
             s.renew_lease(&old, LEASE_TTL),
-            Err(LeaseError::Lost { .. })
+            Err(StoreError::LeaseLost { .. })
         ));
         let new = s
             .acquire_lease("t", &holder("provisio run"), LEASE_TTL)
