@@ -65,6 +65,42 @@ assigned_only = false
     config
 }
 
+/// scim2-server behind a proxy that holds every request `delay_ms`, and a
+/// configuration of connection `t` syncing `USERS` users through it.
+struct Setup {
+    token: String,
+    server: scim_server::ScimServer,
+    proxy: faulty_proxy::Proxy,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    store: std::path::PathBuf,
+}
+
+async fn setup(tag: &str, delay_ms: u64) -> Setup {
+    let token = format!("lease-token-{}-{tag}", std::process::id());
+    let server = scim_server::start(&token);
+    let proxy = faulty_proxy::start(
+        server.origin(),
+        faulty_proxy::Faults {
+            delay_ms,
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (plugin, sha) = common::pinned("provisio_plugin_scim");
+    let config = write_setup(dir.path(), &proxy.url, &plugin, &sha);
+    let store = dir.path().join("state/provisio.db");
+    Setup {
+        token,
+        server,
+        proxy,
+        dir,
+        config,
+        store,
+    }
+}
+
 fn sync(config: &Path, token: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_provisio"));
     c.arg("--config")
@@ -107,20 +143,14 @@ fn user_names(server: &scim_server::ScimServer, token: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_is_refused_while_a_sync_holds_the_connection() {
-    let token = format!("lease-token-{}-k2", std::process::id());
-    let server = scim_server::start(&token);
-    let proxy = faulty_proxy::start(
-        server.origin(),
-        faulty_proxy::Faults {
-            delay_ms: 250,
-            ..Default::default()
-        },
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let (plugin, sha) = common::pinned("provisio_plugin_scim");
-    let config = write_setup(dir.path(), &proxy.url, &plugin, &sha);
-    let store = dir.path().join("state/provisio.db");
+    let Setup {
+        token,
+        server,
+        proxy,
+        dir: _dir,
+        config,
+        store,
+    } = setup("k2", 250).await;
 
     let first = sync(&config, &token)
         .stdout(Stdio::piped())
@@ -186,20 +216,14 @@ async fn a_second_process_is_refused_while_a_sync_holds_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_syncs_lease_is_taken_over_and_its_intents_resumed() {
-    let token = format!("lease-kill-token-{}-k3", std::process::id());
-    let server = scim_server::start(&token);
-    let proxy = faulty_proxy::start(
-        server.origin(),
-        faulty_proxy::Faults {
-            delay_ms: 200,
-            ..Default::default()
-        },
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let (plugin, sha) = common::pinned("provisio_plugin_scim");
-    let config = write_setup(dir.path(), &proxy.url, &plugin, &sha);
-    let store = dir.path().join("state/provisio.db");
+    let Setup {
+        token,
+        server,
+        proxy,
+        dir: _dir,
+        config,
+        store,
+    } = setup("k3", 200).await;
 
     let mut first = sync(&config, &token)
         .stdout(Stdio::null())
