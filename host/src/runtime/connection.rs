@@ -488,6 +488,9 @@ where
         operation: operation.to_string(),
         source,
     };
+    // Every value the connection holds, in every encoding its scanner knows.
+    let scanner = ctx.http.secrets.scanner();
+    let holds = |s: &str| scanner.find(s.as_bytes()).is_some();
     let result = match outcome {
         Err(_elapsed) => Err(CallError::Timeout {
             plugin: ctx.plugin.clone(),
@@ -497,28 +500,23 @@ where
         Ok(Err(trap)) => Err(sandbox::classify(&store, operation, trap, &stderr)),
         // A guest's message is untrusted text: every value the connection
         // holds is scrubbed from it, in every encoding, then it is capped.
-        Ok(Ok(Err(e))) => {
-            let scanner = ctx.http.secrets.scanner();
-            let holds = |s: &str| scanner.find(s.as_bytes()).is_some();
-            match guest_output::error_secret(&e, &holds) {
-                Some(what) => Err(bad(GuestOutputError::CarriesSecret { what })),
-                None => {
-                    match guest_output::cap_error(e.map_text(|m| scanner.redact_str(m)), limits) {
-                        Ok(e) => Err(CallError::Connector(e)),
-                        Err(why) => Err(bad(why)),
-                    }
-                }
-            }
-        }
+        Ok(Ok(Err(e))) => match guest_output::error_secret(&e, &holds) {
+            Some(what) => Err(bad(GuestOutputError::CarriesSecret { what })),
+            None => match guest_output::cap_error(e.map_text(|m| scanner.redact_str(m)), limits) {
+                Ok(e) => Err(CallError::Connector(e)),
+                Err(why) => Err(bad(why)),
+            },
+        },
         // Ids, cursors and attributes are kept exactly, so one that carries
         // a secret cannot be redacted: the result is refused.
-        Ok(Ok(Ok(r))) => r.checked(limits).map_err(bad).and_then(|r| {
-            let scanner = ctx.http.secrets.scanner();
-            match r.carried_secret(&|s: &str| scanner.find(s.as_bytes()).is_some()) {
-                Some(what) => Err(bad(GuestOutputError::CarriesSecret { what })),
-                None => Ok(r),
-            }
-        }),
+        Ok(Ok(Ok(r))) => {
+            r.checked(limits)
+                .map_err(bad)
+                .and_then(|r| match r.carried_secret(&holds) {
+                    Some(what) => Err(bad(GuestOutputError::CarriesSecret { what })),
+                    None => Ok(r),
+                })
+        }
     };
     // A vendor may signal its quota without a 429 (Clarizen answers HTTP
     // 500 "API calls quota exceeded"): when the connector reports

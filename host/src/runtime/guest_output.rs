@@ -309,8 +309,7 @@ pub trait GuestOutput: Sized {
     /// Where the result carries text for which `holds` is true (a secret
     /// value), if anywhere. Messages are not checked here: they are
     /// redacted, not refused.
-    fn carried_secret(&self, holds: &dyn Fn(&str) -> bool) -> Option<String> {
-        let _ = holds;
+    fn carried_secret(&self, _holds: &dyn Fn(&str) -> bool) -> Option<String> {
         None
     }
 }
