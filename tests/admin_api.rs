@@ -417,7 +417,7 @@ fn quarantine_is_kept_across_service_restarts_and_ended_by_restart() {
     };
     let first = run("wrong-token-0000");
     assert!(
-        first.contains("'svc' in quarantine (2 of 2 objects failed)"),
+        first.contains("'svc' in quarantine (credentials rejected: "),
         "{first}"
     );
     // A new process keeps the schedule: the next attempt is hours away.
@@ -631,8 +631,8 @@ fn a_successful_attempt_ends_quarantine_by_itself() {
         st["quarantine"]["reason"]
             .as_str()
             .unwrap()
-            .contains("2 of 2 objects failed"),
-        "{st}"
+            .contains("credentials rejected: "),
+        "a 401 stops the cycle and names the reason: {st}"
     );
     let (_, m) = api(port, "GET", "/metrics", Some(ADMIN), None);
     assert!(

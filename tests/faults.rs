@@ -36,7 +36,6 @@ async fn sync_converges_through_faults_without_duplicates() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let (plugin, sha) = common::pinned("provisio_plugin_scim");
     let users: Vec<Value> = (1..=30)
         .map(|i| json!({"id": format!("f{i:02}"), "userPrincipalName": format!("f{i:02}@example.com"), "displayName": format!("F {i}"), "accountEnabled": true}))
         .collect();
@@ -48,33 +47,12 @@ async fn sync_converges_through_faults_without_duplicates() {
         .to_string(),
     )
     .unwrap();
-    let config = dir.path().join("provisio.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[plugins.scim]
-path = "{}"
-sha256 = "{sha}"
-[secrets.tok]
-env = "FAULTS_TOKEN"
-hosts = ["{p}"]
-[sources.d]
-path = "directory.json"
-[connections.t]
-plugin = "scim"
-source = "d"
-settings = {{ base_url = "{p}/v2" }}
-secrets = {{ token = "tok" }}
-allowed_hosts = ["{p}"]
-concurrency = 1
-limits = {{ requests_per_second = {BUDGET} }}
-"#,
-            plugin.display(),
-            p = proxy.url
-        ),
-    )
-    .unwrap();
+    let config = common::scim_connection_config(
+        dir.path(),
+        &proxy.url,
+        "FAULTS_TOKEN",
+        &format!("concurrency = 1\nlimits = {{ requests_per_second = {BUDGET} }}"),
+    );
     let run = {
         let config = config.clone();
         let token = token.clone();
@@ -195,7 +173,6 @@ async fn escrow_defers_failures_until_restart() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let (plugin, sha) = common::pinned("provisio_plugin_scim");
     std::fs::write(
         dir.path().join("directory.json"),
         json!({"users": [
@@ -206,31 +183,7 @@ async fn escrow_defers_failures_until_restart() {
         .to_string(),
     )
     .unwrap();
-    let config = dir.path().join("provisio.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[plugins.scim]
-path = "{}"
-sha256 = "{sha}"
-[secrets.tok]
-env = "ESCROW_TOKEN"
-hosts = ["{p}"]
-[sources.d]
-path = "directory.json"
-[connections.t]
-plugin = "scim"
-source = "d"
-settings = {{ base_url = "{p}/v2" }}
-secrets = {{ token = "tok" }}
-allowed_hosts = ["{p}"]
-"#,
-            plugin.display(),
-            p = proxy.url
-        ),
-    )
-    .unwrap();
+    let config = common::scim_connection_config(dir.path(), &proxy.url, "ESCROW_TOKEN", "");
     let cli = move |args: &'static [&'static str]| {
         let config = config.clone();
         let token = token.clone();
@@ -311,4 +264,174 @@ allowed_hosts = ["{p}"]
         "match + create attempted again: {s}"
     );
     assert_eq!(s["failures"], 1);
+}
+
+/// A token revoked in the middle of a sync stops the cycle at the first 401:
+/// no request per remaining object, the untouched objects are neither
+/// failures nor escrowed, `sync` exits 3 and the connection is in
+/// quarantine (as `provisio run` would keep it). Once the token works again,
+/// the next sync finishes the job and ends the quarantine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_stops_the_cycle_and_quarantines_the_connection() {
+    const USERS: usize = 60;
+    const CONCURRENCY: usize = 4;
+    const BEFORE_REVOCATION: u64 = 12;
+    let token = format!("revoked-token-{}-k2", std::process::id());
+    let server = scim_server::start(&token);
+    let proxy = faulty_proxy::start(
+        server.origin(),
+        faulty_proxy::Faults {
+            revoke_after: BEFORE_REVOCATION,
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    team_directory(dir.path(), "r", USERS);
+    let config = common::scim_connection_config(
+        dir.path(),
+        &proxy.url,
+        "REVOKED_TOKEN",
+        &format!("concurrency = {CONCURRENCY}"),
+    );
+    let env = [("REVOKED_TOKEN", token.as_str())];
+
+    let (code, out, err) = common::provisio_exit(&config, &env, &["sync", "t", "--json"]).await;
+    assert_eq!(
+        code, 3,
+        "credentials rejected has its own exit code:\n{err}"
+    );
+    assert!(
+        err.contains("the target rejected the credentials") && err.contains("quarantine"),
+        "{err}"
+    );
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        s["credentials_rejected"]
+            .as_str()
+            .is_some_and(|m| m.contains("token revoked")),
+        "{s}"
+    );
+    let seen = proxy.seen.lock().unwrap().clone();
+    let rejected = seen.iter().filter(|r| r.status == 401).count();
+    // The requests in flight when the first 401 came may draw one each; no
+    // request is sent after that (without the stop: one or more per object).
+    assert!(
+        (1..=CONCURRENCY).contains(&rejected),
+        "{rejected} requests answered 401 (at most {CONCURRENCY} were in flight)"
+    );
+    assert!(
+        s["failures"].as_u64().unwrap() <= CONCURRENCY as u64,
+        "only the objects in flight failed: {s}"
+    );
+    assert!(
+        s["untried"].as_u64().unwrap() >= (USERS - 2 * CONCURRENCY - 6) as u64,
+        "the rest were left untouched: {s}"
+    );
+    let (code, out, _) = common::provisio_exit(&config, &env, &["status", "--json"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("credentials rejected: ") && out.contains("token revoked"),
+        "status shows the quarantine and its reason: {out}"
+    );
+    // The token works again: the next sync converges (nothing waits in
+    // escrow: a rejected credential is not an object's failure) and ends
+    // the quarantine.
+    proxy
+        .restored
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (code, out, err) = common::provisio_exit(&config, &env, &["sync", "t", "--json"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("left quarantine"), "{err}");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["failures"], 0, "{s}");
+    assert_eq!(s["waiting"], 0, "{s}");
+    let all = target_users(&server, &token);
+    assert_eq!(
+        all["totalResults"], USERS,
+        "every user is in the target once"
+    );
+}
+
+/// A create the target carried out but answered with a body that cannot be
+/// read (truncated JSON, an HTML error page with a 2xx status) has an unknown
+/// outcome: the executor matches again within the cycle and links the
+/// object it finds, so nothing fails and nothing is created twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_answered_with_an_unreadable_body_is_matched_again_not_duplicated() {
+    const USERS: usize = 20;
+    let token = format!("garbled-token-{}-w8", std::process::id());
+    let server = scim_server::start(&token);
+    let proxy = faulty_proxy::start(
+        server.origin(),
+        faulty_proxy::Faults {
+            every_nth_post_garbled: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    team_directory(dir.path(), "g", USERS);
+    let config = common::scim_connection_config(dir.path(), &proxy.url, "GARBLED_TOKEN", "");
+    let env = [("GARBLED_TOKEN", token.as_str())];
+    let (code, out, err) = common::provisio_exit(&config, &env, &["sync", "t", "--json"]).await;
+    assert_eq!(
+        code, 0,
+        "every object converges within the cycle:\n{out}\n{err}"
+    );
+    let garbled = proxy
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert!(garbled >= USERS, "every user was posted: {garbled}");
+    let all = target_users(&server, &token);
+    let names: BTreeSet<&str> = all["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap())
+        .collect();
+    assert_eq!(all["totalResults"], USERS, "no duplicate: {all}");
+    assert_eq!(names.len(), USERS);
+    let (_, out, _) = common::provisio_exit(
+        &config,
+        &env,
+        &["logs", "--connection", "t", "--format", "json"],
+    )
+    .await;
+    assert!(
+        out.contains("the outcome of the create is unknown"),
+        "the log says why the create was matched again: {out}"
+    );
+}
+
+/// `directory.json` in `dir`: users `{prefix}01..` (`n` of them), all in one
+/// group assigned to the connection `t`.
+fn team_directory(dir: &std::path::Path, prefix: &str, n: usize) {
+    let ids: Vec<String> = (1..=n).map(|i| format!("{prefix}{i:02}")).collect();
+    let users: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "userPrincipalName": format!("{id}@example.com"), "accountEnabled": true}))
+        .collect();
+    std::fs::write(
+        dir.join("directory.json"),
+        json!({"users": users, "groups": [{"id": format!("{prefix}-team"), "displayName": format!("Team {prefix}"), "members": ids}],
+               "assignments": [{"principal": format!("{prefix}-team"), "connection": "t", "role": "User"}]})
+        .to_string(),
+    )
+    .unwrap();
+}
+
+/// Every user the SCIM server holds, read directly (not through the proxy).
+fn target_users(server: &scim_server::ScimServer, token: &str) -> Value {
+    let o = Command::new("curl")
+        .args(["-sf", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("{}/Users?count=1000", server.base_url()))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&o.stdout).unwrap()
 }

@@ -845,7 +845,11 @@ impl Cycle<'_> {
             .collect();
         progress.phase("deprovisioning");
         outcomes.extend(exec.run_objects(pre_allowed).await);
-        if reconcile::guard_trips(guarded.len(), self.settings.deletion_threshold) {
+        // With the credentials rejected nothing is staged either: the
+        // objects are left untouched (and counted as untried).
+        if exec.credentials_rejected().is_none()
+            && reconcile::guard_trips(guarded.len(), self.settings.deletion_threshold)
+        {
             let staged = exec.stage(guarded, self.settings.deletion_threshold.unwrap_or(0));
             for o in &staged {
                 exec.finished(o);
@@ -864,7 +868,9 @@ impl Cycle<'_> {
             &plan,
         );
         summary.waiting = waiting_count;
-        let failed = summary.failures > 0;
+        summary.credentials_rejected = exec.credentials_rejected().map(str::to_string);
+        summary.untried = exec.untried();
+        let failed = summary.failures > 0 || summary.credentials_rejected.is_some();
         self.store
             .finish_cycle(
                 &cycle_id,
@@ -876,9 +882,13 @@ impl Cycle<'_> {
                 &serde_json::to_value(&summary).unwrap_or_default(),
             )
             .map_err(store_err)?;
-        self.store
-            .set_watermark(self.name(), &cycle_id)
-            .map_err(store_err)?;
+        // A cycle the target stopped did not see the target: the next one
+        // is of the same type.
+        if summary.credentials_rejected.is_none() {
+            self.store
+                .set_watermark(self.name(), &cycle_id)
+                .map_err(store_err)?;
+        }
         Ok(summary)
     }
 }
@@ -920,6 +930,12 @@ pub struct CycleSummary {
     pub held: usize,
     /// Why they are held (`held: the source had N malformed records: ...`).
     pub held_reason: Option<String>,
+    /// Set when the target answered 401: the cycle stopped at once (the
+    /// target's message, redacted). The connection goes to quarantine.
+    pub credentials_rejected: Option<String>,
+    /// Objects and membership batches left untouched because the cycle
+    /// stopped (not failures: they run once the credentials work).
+    pub untried: u64,
     /// Seconds.
     pub duration_seconds: f64,
 }
@@ -964,6 +980,8 @@ impl CycleSummary {
             issues: plan.issues.iter().map(|i| i.to_string()).collect(),
             held: plan.held,
             held_reason: plan.held_reason.clone(),
+            credentials_rejected: None,
+            untried: 0,
             duration_seconds: elapsed.as_secs_f64(),
         }
     }

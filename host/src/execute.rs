@@ -80,6 +80,12 @@ pub struct Executor<'a> {
     calls: AtomicU64,
     progress: Option<&'a crate::progress::Progress>,
     lease: Option<crate::store::Lease>,
+    /// Set by the first call the target answered 401: the cycle stops (see
+    /// [`Executor::credentials_rejected`]).
+    rejected: std::sync::OnceLock<String>,
+    /// Objects (and membership batches) not tried because credentials were
+    /// rejected.
+    untried: AtomicU64,
 }
 
 struct Record {
@@ -184,6 +190,19 @@ fn code_of(e: &CallError) -> String {
     }
 }
 
+/// Whether a failed create may still have happened: the connector could
+/// not read the target's answer (a 2xx with a truncated or HTML body comes
+/// back as `other`), or the call broke off (timeout, transient). Such a
+/// create is retried within the cycle, after matching again; definite
+/// refusals (invalid input, conflict, forbidden, ...) are not.
+fn outcome_unknown(e: &CallError) -> bool {
+    match e {
+        CallError::Connector(ConnectorError::Other(_) | ConnectorError::Transient(_)) => true,
+        CallError::Connector(_) => false,
+        other => retry_hint(other).is_some(),
+    }
+}
+
 impl<'a> Executor<'a> {
     /// An executor for one cycle.
     pub fn new(conn: &'a Connection, store: &'a Store, cycle_id: &str, concurrency: usize) -> Self {
@@ -196,6 +215,45 @@ impl<'a> Executor<'a> {
             calls: AtomicU64::new(0),
             progress: None,
             lease: None,
+            rejected: std::sync::OnceLock::new(),
+            untried: AtomicU64::new(0),
+        }
+    }
+
+    /// Why the target rejected the connection's credentials, once a call
+    /// was answered 401 (`unauthorized`). From then on the executor makes no
+    /// further call: every object (and membership batch) not yet started is
+    /// left untouched, neither failed nor escrowed, and is counted by
+    /// [`Executor::untried`]. A revoked token thus costs the requests in
+    /// flight at that moment, not one per object.
+    pub fn credentials_rejected(&self) -> Option<&str> {
+        self.rejected.get().map(String::as_str)
+    }
+
+    /// Objects and membership batches left untouched because the target
+    /// rejected the credentials.
+    pub fn untried(&self) -> u64 {
+        self.untried.load(Ordering::Relaxed)
+    }
+
+    /// Whether a call may still be made; counts an object that may not.
+    fn may_call(&self) -> bool {
+        if self.rejected.get().is_some() {
+            self.untried.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Note a failed call: a 401 stops the cycle.
+    fn observe(&self, e: &CallError) {
+        if let CallError::Connector(ConnectorError::Unauthorized(m)) = e
+            && self
+                .rejected
+                .set(crate::capabilities::secrets::redact(m))
+                .is_ok()
+        {
+            tracing::error!(connection = %self.name(), "the target rejected the credentials; stopping the cycle: {}", crate::untrusted::Untrusted::new(m).for_log());
         }
     }
 
@@ -528,12 +586,17 @@ impl<'a> Executor<'a> {
                     rec,
                 )
             }
+            _ if !self.may_call() => return None,
             _ => self.perform_with_retries(p, steps).await,
         };
         let mut status = status;
         let mut rec = rec;
+        // A rejected credential is the connection's failure, not the
+        // object's: it goes to quarantine, and the object is retried as soon
+        // as the credentials work again.
         if status == LogStatus::Failure
             && let Some((code, reason)) = &rec.error
+            && code != "Unauthorized"
         {
             self.escrow_failure(d.kind, &d.source_id, code, reason);
         }
@@ -647,10 +710,11 @@ impl<'a> Executor<'a> {
                     );
                 }
             };
-            let Some(hint) = rec
-                .retry
-                .filter(|_| status == LogStatus::Failure && attempt < MAX_ATTEMPTS)
-            else {
+            let Some(hint) = rec.retry.filter(|_| {
+                status == LogStatus::Failure
+                    && attempt < MAX_ATTEMPTS
+                    && self.credentials_rejected().is_none()
+            }) else {
                 return (status, rec);
             };
             let m = crate::metrics::metrics();
@@ -737,6 +801,7 @@ impl<'a> Executor<'a> {
         stage: StepKind,
         target_id: Option<String>,
     ) -> (LogStatus, Record) {
+        self.observe(e);
         let code = code_of(e);
         let msg = e.to_string();
         steps.push(step(stage, LogStatus::Failure, msg.clone()));
@@ -867,7 +932,22 @@ impl<'a> Executor<'a> {
                     }
                     Err(e) => {
                         self.abandon_intent(intent);
-                        return self.fail(&e, steps, StepKind::Export, None);
+                        let unknown = outcome_unknown(&e);
+                        let (status, mut rec) = self.fail(&e, steps, StepKind::Export, None);
+                        if unknown {
+                            // The target may have created the object: the
+                            // retry matches first, so it links what was
+                            // created instead of creating it twice.
+                            if let Some((_, msg)) = &mut rec.error {
+                                msg.push_str(
+                                    "; the outcome of the create is unknown (its answer could \
+                                     not be read), so the object is matched again before any \
+                                     new create",
+                                );
+                            }
+                            rec.retry = Some(None);
+                        }
+                        return (status, rec);
                     }
                 }
             }
@@ -1202,8 +1282,14 @@ impl<'a> Executor<'a> {
             let mut error = None;
             let mut added = 0;
             let mut removed = 0;
+            if !only_held && !self.may_call() {
+                continue;
+            }
             for (adding, list) in [(true, resolve(&m.add)), (false, resolve(&m.remove))] {
                 for chunk in list.chunks(batch.max(1)) {
+                    if self.credentials_rejected().is_some() {
+                        break;
+                    }
                     let sids: Vec<String> = chunk.iter().map(|(s, _)| s.clone()).collect();
                     let tids: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
                     let Ok(intent) = self
@@ -1240,13 +1326,16 @@ impl<'a> Executor<'a> {
                         }
                         Err(e) => {
                             self.abandon_intent(intent);
+                            self.observe(&e);
                             steps.push(step(StepKind::Export, LogStatus::Failure, e.to_string()));
-                            self.escrow_failure(
-                                ObjectKind::Group,
-                                &m.group,
-                                &code_of(&e),
-                                &e.to_string(),
-                            );
+                            if self.credentials_rejected().is_none() {
+                                self.escrow_failure(
+                                    ObjectKind::Group,
+                                    &m.group,
+                                    &code_of(&e),
+                                    &e.to_string(),
+                                );
+                            }
                             error = Some((code_of(&e), e.to_string()));
                         }
                     }

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub rate_limited: Family<ConnLabels, Counter>,
     /// 1 while the connection is in quarantine.
     pub quarantined: Family<ConnLabels, Gauge>,
+    /// Objects waiting in escrow for their next retry, after the last cycle.
+    pub escrow_objects: Family<ConnLabels, Gauge>,
     /// Sandbox traps by kind (cpu-limit, memory-limit, timeout, panic, ...).
     pub sandbox_traps: Family<StatusLabels, Counter>,
     /// Latency of each outbound HTTP request the connector made, in seconds.
@@ -98,6 +100,12 @@ impl Metrics {
             "1 while the connection is in quarantine",
             quarantined.clone(),
         );
+        let escrow_objects = Family::<ConnLabels, Gauge>::default();
+        registry.register(
+            "escrow_objects",
+            "Objects waiting in escrow for their next retry (after the last cycle)",
+            escrow_objects.clone(),
+        );
         let sandbox_traps = Family::<StatusLabels, Counter>::default();
         registry.register(
             "sandbox_traps",
@@ -124,6 +132,7 @@ impl Metrics {
             retries,
             rate_limited,
             quarantined,
+            escrow_objects,
             sandbox_traps,
             request_seconds,
             audit_records_dropped,

@@ -75,6 +75,38 @@ pub fn cycle_failed(failures: usize, attempted: usize) -> bool {
         || (attempted >= 5 && failures as f64 / attempted as f64 > FAILURE_RATIO)
 }
 
+/// The quarantine reason a cycle gives by itself, whatever its failure
+/// ratio: the target rejected the credentials.
+pub fn quarantine_reason(s: &CycleSummary) -> Option<String> {
+    s.credentials_rejected.as_ref().map(|m| {
+        format!(
+            "credentials rejected: {m}; fix the connection's secret, then `provisio restart` it"
+        )
+    })
+}
+
+/// Put `connection` into quarantine (one more failed cycle) for `why`, in
+/// the store, so that `provisio run` (this process or a later one) and
+/// `status` see it; returns the failed cycles and the back-off.
+pub fn enter_quarantine(
+    store: &Store,
+    connection: &str,
+    why: &str,
+) -> Result<(u32, Duration), crate::store::StoreError> {
+    let failed_cycles = store
+        .connection_state(connection)?
+        .quarantine_failures
+        .saturating_add(1);
+    let d = quarantine_delay(failed_cycles);
+    store.set_quarantine(
+        connection,
+        failed_cycles,
+        why,
+        &format_time(SystemTime::now() + d),
+    )?;
+    Ok((failed_cycles, d))
+}
+
 /// What a connection is doing, as the admin API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -177,6 +209,9 @@ pub struct ConnectionStatus {
     pub paused: bool,
     /// Quarantine, if in it.
     pub quarantine: Option<QuarantineStatus>,
+    /// Objects waiting in escrow for their next retry, if any: a connection
+    /// with waiting objects is not in step, whatever its last cycle said.
+    pub escrow: Option<crate::store::EscrowSummary>,
     /// Progress of the running cycle (type, phase, done/total, counts).
     pub current_cycle: Option<ProgressSnapshot>,
     /// The last finished cycle: id, type, status, times and its summary
@@ -328,6 +363,7 @@ impl Service {
                 reason: st.quarantine_reason.clone(),
                 next_attempt_at: st.next_attempt_at.clone(),
             }),
+            escrow: self.store.escrow_summary(name)?,
             current_cycle: running.then(|| h.progress.snapshot()),
             last_cycle,
             next_run_at: if st.paused {
@@ -597,9 +633,21 @@ impl Service {
             Err(NoCycle::Failed(why)) => Err(why),
             Ok(s) => Ok(s),
         };
+        let waiting = self
+            .store
+            .escrow_summary(name)
+            .ok()
+            .flatten()
+            .map_or(0, |e| e.objects);
+        m.escrow_objects
+            .get_or_create(&labels)
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
         let attempted = |s: &CycleSummary| s.counts.values().sum::<usize>();
+        let cycle_failed = |s: &CycleSummary| {
+            s.credentials_rejected.is_some() || cycle_failed(s.failures, attempted(s))
+        };
         let status = match &outcome {
-            Ok(s) if !cycle_failed(s.failures, attempted(s)) => "succeeded",
+            Ok(s) if !cycle_failed(s) => "succeeded",
             Ok(_) => "failed",
             Err(_) => "error",
         };
@@ -608,7 +656,7 @@ impl Service {
             .inc();
         h.live(|l| l.last_error = outcome.as_ref().err().cloned());
         match outcome {
-            Ok(s) if !cycle_failed(s.failures, attempted(&s)) => {
+            Ok(s) if !cycle_failed(&s) => {
                 match self.store.clear_quarantine(name) {
                     Ok(true) => {
                         tracing::info!(connection = %name, "left quarantine: the cycle succeeded");
@@ -627,21 +675,23 @@ impl Service {
                 next_delay(interval, rand::random::<f64>())
             }
             other => {
-                let failed_cycles = self
-                    .store
-                    .connection_state(name)
-                    .map(|s| s.quarantine_failures)
-                    .unwrap_or(0)
-                    .saturating_add(1);
                 let (why, cycle_id, counts) = match other {
                     Ok(s) => (
-                        format!("{} of {} objects failed", s.failures, attempted(&s)),
+                        quarantine_reason(&s).unwrap_or_else(|| {
+                            format!("{} of {} objects failed", s.failures, attempted(&s))
+                        }),
                         Some(s.cycle_id),
                         s.counts,
                     ),
                     Err(e) => (e, None, Default::default()),
                 };
-                let d = quarantine_delay(failed_cycles);
+                let (failed_cycles, d) = match enter_quarantine(&self.store, name, &why) {
+                    Ok(q) => q,
+                    Err(e) => {
+                        tracing::warn!(connection = %name, "cannot record the quarantine: {e}");
+                        (1, quarantine_delay(1))
+                    }
+                };
                 self.notifier
                     .notify(Event::CycleFailed {
                         connection: name.to_string(),
@@ -659,10 +709,6 @@ impl Service {
                             next_attempt: SystemTime::now() + d,
                         })
                         .await;
-                }
-                let next = format_time(SystemTime::now() + d);
-                if let Err(e) = self.store.set_quarantine(name, failed_cycles, &why, &next) {
-                    tracing::warn!(connection = %name, "cannot record the quarantine: {e}");
                 }
                 m.quarantined.get_or_create(&labels).set(1);
                 tracing::warn!(connection = %name, failed_cycles, next_attempt_in_s = d.as_secs(), "quarantine: {}", crate::untrusted::Untrusted::new(&why).for_log());

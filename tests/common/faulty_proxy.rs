@@ -1,7 +1,9 @@
 //! A fault-injecting reverse proxy in front of a real target: every n-th
 //! request answers 429 (with Retry-After), every m-th 503, and every k-th POST
 //! is forwarded but its response lost (502), like a create that timed out after
-//! it happened. Records when each request arrived and what it got.
+//! it happened; every j-th POST gets its 2xx body garbled (truncated JSON or
+//! an HTML page); from request r on, every request gets 401 (a revoked token)
+//! until restored. Records when each request arrived and what it got.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,6 +22,13 @@ pub struct Faults {
     pub reject_body_containing: Option<&'static str>,
     /// Hold every request this long before forwarding it (a slow target).
     pub delay_ms: u64,
+    /// Forward every n-th POST, but replace a 2xx answer's body by half of it
+    /// (truncated JSON) or, every other time, an HTML page: the create
+    /// happened, its answer cannot be read.
+    pub every_nth_post_garbled: u64,
+    /// Answer 401 (a revoked token) to every request after this many, until
+    /// [`Proxy::restored`] is set (0 = never).
+    pub revoke_after: u64,
 }
 
 /// One request as the proxy saw it.
@@ -34,6 +43,8 @@ pub struct Seen {
 pub struct Proxy {
     pub url: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// Set to end a revocation ([`Faults::revoke_after`]): the token works again.
+    pub restored: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub async fn start(upstream: String, faults: Faults) -> Proxy {
@@ -43,16 +54,21 @@ pub async fn start(upstream: String, faults: Faults) -> Proxy {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let n = Arc::new(AtomicU64::new(0));
     let posts = Arc::new(AtomicU64::new(0));
+    let garbled = Arc::new(AtomicU64::new(0));
     let client = reqwest::Client::new();
     let s2 = seen.clone();
+    let restored = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r2 = restored.clone();
     let app = axum::Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (seen, n, posts, client, upstream) = (
+            let (seen, n, posts, client, upstream, restored, garbled) = (
                 s2.clone(),
                 n.clone(),
                 posts.clone(),
                 client.clone(),
                 upstream.clone(),
+                r2.clone(),
+                garbled.clone(),
             );
             async move {
                 let i = n.fetch_add(1, Ordering::SeqCst) + 1;
@@ -67,6 +83,18 @@ pub async fn start(upstream: String, faults: Faults) -> Proxy {
                         status,
                     });
                 };
+                if faults.revoke_after > 0
+                    && i > faults.revoke_after
+                    && !restored.load(Ordering::SeqCst)
+                {
+                    record(401);
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [("content-type", "application/scim+json")],
+                        r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"401","detail":"token revoked"}"#,
+                    )
+                        .into_response();
+                }
                 if faults.every_nth_429 > 0 && i % faults.every_nth_429 == 0 {
                     record(429);
                     return (
@@ -120,6 +148,31 @@ pub async fn start(upstream: String, faults: Faults) -> Proxy {
                     record(502);
                     return (StatusCode::BAD_GATEWAY, "upstream response lost").into_response();
                 }
+                if method == Method::POST
+                    && faults.every_nth_post_garbled > 0
+                    && (200..300).contains(&status)
+                {
+                    let g = garbled.fetch_add(1, Ordering::SeqCst) + 1;
+                    if g % faults.every_nth_post_garbled == 0 {
+                        record(status);
+                        let (ctype, body) = if (g / faults.every_nth_post_garbled) % 2 == 1 {
+                            ("application/scim+json", bytes.slice(..bytes.len() / 2))
+                        } else {
+                            (
+                                "text/html",
+                                Bytes::from_static(
+                                    b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+                                ),
+                            )
+                        };
+                        return (
+                            StatusCode::from_u16(status).unwrap(),
+                            [("content-type", ctype)],
+                            body,
+                        )
+                            .into_response();
+                    }
+                }
                 record(status);
                 let mut r = (StatusCode::from_u16(status).unwrap(), bytes).into_response();
                 if let Some(c) = ctype {
@@ -137,5 +190,6 @@ pub async fn start(upstream: String, faults: Faults) -> Proxy {
     Proxy {
         url: format!("http://127.0.0.1:{port}"),
         seen,
+        restored,
     }
 }

@@ -266,6 +266,68 @@ pub fn provisio(
     (out.status.success(), stdout, stderr)
 }
 
+/// Write `provisio.toml` in `dir` for the usual test setup: the SCIM plugin,
+/// the source `directory.json` in `dir`, and one connection `t` to the SCIM
+/// service at `origin` (base URL `{origin}/v2`) with its bearer token from
+/// the environment variable `token_env`; `extra` is appended to the
+/// connection's table (`concurrency = 4`, `limits = ...`). Returns its path.
+pub fn scim_connection_config(
+    dir: &std::path::Path,
+    origin: &str,
+    token_env: &str,
+    extra: &str,
+) -> PathBuf {
+    let (plugin, sha) = pinned("provisio_plugin_scim");
+    let config = dir.join("provisio.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[plugins.scim]
+path = "{}"
+sha256 = "{sha}"
+[secrets.tok]
+env = "{token_env}"
+hosts = ["{origin}"]
+[sources.d]
+path = "directory.json"
+[connections.t]
+plugin = "scim"
+source = "d"
+settings = {{ base_url = "{origin}/v2" }}
+secrets = {{ token = "tok" }}
+allowed_hosts = ["{origin}"]
+{extra}
+"#,
+            plugin.display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Run the `provisio` binary with `--config` and the environment, off the
+/// async runtime: its exit code, stdout and stderr.
+pub async fn provisio_exit(
+    config: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_provisio"));
+    cmd.arg("--config").arg(config).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The JSON (or text) a run printed; fails the test, showing stderr, if it failed.
 pub fn expect_ok(args: &[&str], (ok, stdout, stderr): (bool, String, String)) -> serde_json::Value {
     assert!(ok, "provisio {args:?} failed:\n{stderr}");

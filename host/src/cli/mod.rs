@@ -307,6 +307,9 @@ pub mod exit {
     /// `sync`: the cycle ran, but some objects failed or wait in escrow for
     /// a retry (the target is not yet in step).
     pub const INCOMPLETE: u8 = 2;
+    /// `sync`: the target rejected the connection's credentials (401); the
+    /// cycle stopped and the connection is in quarantine.
+    pub const CREDENTIALS_REJECTED: u8 = 3;
     /// Another process holds the connection's lease (`sync`, `provision`).
     pub const BUSY: u8 = 4;
 }

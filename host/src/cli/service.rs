@@ -60,6 +60,7 @@ pub async fn status(config_path: &Path, connection: Option<String>, json: bool) 
                         "failed_cycles": st.quarantine_failures,
                         "reason": st.quarantine_reason,
                         "next_attempt_at": st.next_attempt_at})),
+                    "escrow": store.escrow_summary(&n)?,
                     "last_cycle": last,
                 }));
             }
@@ -145,6 +146,17 @@ pub fn render(statuses: &[Value]) -> String {
                 q.get("failed_cycles").and_then(Value::as_u64).unwrap_or(0),
                 text(q, "reason"),
                 text(q, "next_attempt_at")
+            );
+        }
+        if let Some(e) = c.get("escrow").filter(|v| !v.is_null()) {
+            let _ = writeln!(
+                s,
+                "    {} objects waiting for retry (next at {}); `provisio logs --connection {} \
+                 --status failure` shows why, `provisio restart {}` retries them now",
+                e.get("objects").and_then(Value::as_u64).unwrap_or(0),
+                text(e, "next_attempt_at"),
+                text(c, "name"),
+                text(c, "name"),
             );
         }
         if let Some(e) = c.get("last_error").and_then(Value::as_str) {

@@ -164,6 +164,7 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
         return Ok(());
     }
     let summary = run_with_bar(&cycle, !json).await?;
+    settle_quarantine(&env.store, name, &summary);
     if summary.staged > 0 {
         // Notify as the service would; a notification problem never fails the sync.
         match crate::notify::Notifier::from_config(&Config::load(config)?) {
@@ -213,9 +214,43 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
     incomplete(name, &summary)
 }
 
+/// The quarantine after a manual cycle, as the service would keep it: a
+/// cycle the target stopped with a 401 puts the connection in quarantine
+/// (so `provisio run` does not hammer the target with the revoked
+/// credentials); a cycle in which everything succeeded ends one.
+fn settle_quarantine(store: &crate::store::Store, name: &str, s: &crate::cycle::CycleSummary) {
+    if let Some(why) = crate::scheduler::quarantine_reason(s) {
+        if let Err(e) = crate::scheduler::enter_quarantine(store, name, &why) {
+            tracing::warn!(connection = %name, "cannot record the quarantine: {e}");
+        }
+    } else if s.failures == 0
+        && s.waiting == 0
+        && s.untried == 0
+        && store.clear_quarantine(name).unwrap_or(false)
+    {
+        eprintln!("provisio: connection '{name}' left quarantine: the cycle succeeded");
+    }
+}
+
 /// A cycle with failed or waiting objects is not a success: exit code 2
-/// ([`super::exit::INCOMPLETE`]) with what is left.
+/// ([`super::exit::INCOMPLETE`]) with what is left; one the target stopped
+/// with a 401 exits 3 ([`super::exit::CREDENTIALS_REJECTED`]).
 fn incomplete(name: &str, s: &crate::cycle::CycleSummary) -> Result<()> {
+    if let Some(m) = &s.credentials_rejected {
+        return Err(super::Exit {
+            code: super::exit::CREDENTIALS_REJECTED,
+            message: format!(
+                "connection '{name}': the target rejected the credentials ({}); the cycle \
+                 stopped after {} target calls, {} object(s) were left untouched, and the \
+                 connection is in quarantine. Fix its secret, check it with `provisio \
+                 test-connection {name}`, then `provisio restart {name}`",
+                escape(m),
+                s.target_calls,
+                s.untried
+            ),
+        }
+        .into());
+    }
     if s.failures == 0 && s.waiting == 0 {
         return Ok(());
     }

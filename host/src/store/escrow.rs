@@ -44,6 +44,16 @@ pub struct EscrowEntry {
     pub updated_at: String,
 }
 
+/// The escrow of one connection in brief, as `status`, the admin API and
+/// metrics show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EscrowSummary {
+    /// Objects waiting for a retry.
+    pub objects: usize,
+    /// The earliest next attempt (RFC 3339 UTC).
+    pub next_attempt_at: String,
+}
+
 const ESCROW_COLUMNS: &str = "connection, kind, source_id, attempts, next_attempt_at, \
                               last_error_code, last_error, updated_at";
 
@@ -168,6 +178,25 @@ impl Store {
             .map_err(sql("escrow_all", "escrow"))
     }
 
+    /// How many objects of a connection wait in escrow and when the first
+    /// is retried; `None` when none waits.
+    pub fn escrow_summary(&self, connection: &str) -> Result<Option<EscrowSummary>, StoreError> {
+        let (objects, next): (i64, Option<String>) = self
+            .lock()
+            .query_row(
+                "SELECT COUNT(*), MIN(next_attempt_at) FROM escrow WHERE connection = ?1",
+                [connection],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(sql("escrow_summary", "escrow"))?;
+        Ok(next
+            .filter(|_| objects > 0)
+            .map(|next_attempt_at| EscrowSummary {
+                objects: usize::try_from(objects).unwrap_or(usize::MAX),
+                next_attempt_at,
+            }))
+    }
+
     /// Empty the escrow of a connection; returns how many entries went.
     pub fn escrow_clear_connection(&self, connection: &str) -> Result<usize, StoreError> {
         self.lock()
@@ -183,6 +212,32 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     const MIN: u64 = 60;
+
+    #[test]
+    fn the_summary_counts_the_waiting_objects_and_names_the_first_retry() {
+        let store = Store::open_in_memory().unwrap();
+        assert_eq!(store.escrow_summary("c").unwrap(), None);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        store
+            .escrow_failure("c", ObjectKind::User, "u1", "Transient", "503", t0)
+            .unwrap();
+        store
+            .escrow_failure("c", ObjectKind::User, "u2", "Transient", "503", t0)
+            .unwrap();
+        store
+            .escrow_failure("c", ObjectKind::User, "u2", "Transient", "503", t0)
+            .unwrap();
+        store
+            .escrow_failure("other", ObjectKind::User, "u3", "Transient", "503", t0)
+            .unwrap();
+        let s = store.escrow_summary("c").unwrap().unwrap();
+        assert_eq!(s.objects, 2);
+        assert_eq!(
+            parse_time(&s.next_attempt_at).unwrap(),
+            t0 + escrow_backoff(1),
+            "u1's retry (1 min) comes before u2's (2 min)"
+        );
+    }
 
     #[test]
     fn backoff_schedule() {

@@ -89,7 +89,9 @@ mod time;
 
 pub use cycles::{Cycle, CycleStatus, CycleType};
 pub use error::StoreError;
-pub use escrow::{ESCROW_FIRST_BACKOFF, ESCROW_MAX_BACKOFF, EscrowEntry, escrow_backoff};
+pub use escrow::{
+    ESCROW_FIRST_BACKOFF, ESCROW_MAX_BACKOFF, EscrowEntry, EscrowSummary, escrow_backoff,
+};
 pub use group::GroupCommit;
 pub use intents::{Intent, IntentAction, IntentId};
 pub use leases::{LEASE_TTL, Lease, LeaseError, LeaseHolder};
