@@ -251,6 +251,15 @@ async fn escrow_defers_failures_until_restart() {
     .await
     .unwrap();
     assert!(out.contains("in escrow after 1 failed attempts"), "{out}");
+    // `status` does not hide it either (text and JSON).
+    let (ok, out, _) = cli(&["status"]).await.unwrap();
+    assert!(
+        ok && out.contains("1 objects waiting for retry (next at "),
+        "{out}"
+    );
+    let (_, out, _) = cli(&["status", "--json"]).await.unwrap();
+    let st: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st["connections"][0]["escrow"]["objects"], 1, "{st}");
 
     // A restart clears escrow: the object is tried again at once.
     let (ok, out, _) = cli(&["restart", "t"]).await.unwrap();
