@@ -171,13 +171,16 @@ fn log_action(a: &Action) -> LogAction {
     }
 }
 
+/// The error code of a 401 (`unauthorized`).
+const UNAUTHORIZED: &str = "Unauthorized";
+
 fn code_of(e: &CallError) -> String {
     match e {
         CallError::Connector(c) => match c {
             ConnectorError::NotFound(_) => "NotFound",
             ConnectorError::Conflict { .. } => "Conflict",
             ConnectorError::RateLimited { .. } => "RateLimited",
-            ConnectorError::Unauthorized(_) => "Unauthorized",
+            ConnectorError::Unauthorized(_) => UNAUTHORIZED,
             ConnectorError::Forbidden(_) => "Forbidden",
             ConnectorError::InvalidInput(_) => "InvalidInput",
             ConnectorError::Transient(_) => "Transient",
@@ -190,17 +193,14 @@ fn code_of(e: &CallError) -> String {
     }
 }
 
-/// Whether a failed create may still have happened: the connector could
-/// not read the target's answer (a 2xx with a truncated or HTML body comes
-/// back as `other`), or the call broke off (timeout, transient). Such a
-/// create is retried within the cycle, after matching again; definite
-/// refusals (invalid input, conflict, forbidden, ...) are not.
+/// Whether a failed create may still have happened although its failure is
+/// not transient: the connector could not read the target's answer (a 2xx
+/// with a truncated or HTML body comes back as `other`). Such a create is
+/// retried within the cycle, after matching again, like the transient
+/// failures and timeouts [`retry_hint`] already retries; definite refusals
+/// (invalid input, conflict, forbidden, ...) are not.
 fn outcome_unknown(e: &CallError) -> bool {
-    match e {
-        CallError::Connector(ConnectorError::Other(_) | ConnectorError::Transient(_)) => true,
-        CallError::Connector(_) => false,
-        other => retry_hint(other).is_some(),
-    }
+    matches!(e, CallError::Connector(ConnectorError::Other(_)))
 }
 
 impl<'a> Executor<'a> {
@@ -338,8 +338,14 @@ impl<'a> Executor<'a> {
         });
     }
 
-    /// The object failed: into escrow (with the next commit).
+    /// The object failed: into escrow (with the next commit). Not for a
+    /// rejected credential: that is the connection's failure, not the
+    /// object's; it goes to quarantine, and the object is tried again as
+    /// soon as the credentials work.
     fn escrow_failure(&self, kind: ObjectKind, source_id: &str, code: &str, reason: &str) {
+        if code == UNAUTHORIZED {
+            return;
+        }
         let (name, sid, code, reason) = (
             self.name().to_string(),
             source_id.to_string(),
@@ -591,12 +597,8 @@ impl<'a> Executor<'a> {
         };
         let mut status = status;
         let mut rec = rec;
-        // A rejected credential is the connection's failure, not the
-        // object's: it goes to quarantine, and the object is retried as soon
-        // as the credentials work again.
         if status == LogStatus::Failure
             && let Some((code, reason)) = &rec.error
-            && code != "Unauthorized"
         {
             self.escrow_failure(d.kind, &d.source_id, code, reason);
         }
@@ -1328,14 +1330,12 @@ impl<'a> Executor<'a> {
                             self.abandon_intent(intent);
                             self.observe(&e);
                             steps.push(step(StepKind::Export, LogStatus::Failure, e.to_string()));
-                            if self.credentials_rejected().is_none() {
-                                self.escrow_failure(
-                                    ObjectKind::Group,
-                                    &m.group,
-                                    &code_of(&e),
-                                    &e.to_string(),
-                                );
-                            }
+                            self.escrow_failure(
+                                ObjectKind::Group,
+                                &m.group,
+                                &code_of(&e),
+                                &e.to_string(),
+                            );
                             error = Some((code_of(&e), e.to_string()));
                         }
                     }

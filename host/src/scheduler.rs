@@ -643,11 +643,11 @@ impl Service {
             .get_or_create(&labels)
             .set(i64::try_from(waiting).unwrap_or(i64::MAX));
         let attempted = |s: &CycleSummary| s.counts.values().sum::<usize>();
-        let cycle_failed = |s: &CycleSummary| {
+        let failed = |s: &CycleSummary| {
             s.credentials_rejected.is_some() || cycle_failed(s.failures, attempted(s))
         };
         let status = match &outcome {
-            Ok(s) if !cycle_failed(s) => "succeeded",
+            Ok(s) if !failed(s) => "succeeded",
             Ok(_) => "failed",
             Err(_) => "error",
         };
@@ -656,7 +656,7 @@ impl Service {
             .inc();
         h.live(|l| l.last_error = outcome.as_ref().err().cloned());
         match outcome {
-            Ok(s) if !cycle_failed(&s) => {
+            Ok(s) if !failed(&s) => {
                 match self.store.clear_quarantine(name) {
                     Ok(true) => {
                         tracing::info!(connection = %name, "left quarantine: the cycle succeeded");
