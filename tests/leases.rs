@@ -24,7 +24,16 @@ use std::time::Duration;
 
 const USERS: usize = 12;
 
-fn write_setup(dir: &Path, proxy: &str, plugin: &Path, sha: &str) -> std::path::PathBuf {
+const ADMIN: &str = "lease-admin-token-5e1d";
+
+/// `service_port`: also serve the admin API there (for `provisio run`).
+fn write_setup(
+    dir: &Path,
+    proxy: &str,
+    plugin: &Path,
+    sha: &str,
+    service_port: Option<u16>,
+) -> std::path::PathBuf {
     let users: Vec<Value> = (1..=USERS)
         .map(|i| json!({"id": format!("l{i:02}"), "userPrincipalName": format!("l{i:02}@example.com"), "displayName": format!("L {i}"), "accountEnabled": true}))
         .collect();
@@ -33,11 +42,18 @@ fn write_setup(dir: &Path, proxy: &str, plugin: &Path, sha: &str) -> std::path::
         json!({"users": users, "groups": [], "assignments": []}).to_string(),
     )
     .unwrap();
+    let service = service_port.map_or(String::new(), |port| {
+        format!(
+            "[service]\nlisten = \"127.0.0.1:{port}\"\ntoken_secret = \"admin\"\n\
+             [secrets.admin]\nenv = \"LEASE_ADMIN\"\nhosts = []\n"
+        )
+    });
     let config = dir.join("provisio.toml");
     std::fs::write(
         &config,
         format!(
             r#"
+{service}
 [runtime]
 state_dir = "state"
 [plugins.scim]
@@ -55,6 +71,7 @@ settings = {{ base_url = "{proxy}/v2" }}
 secrets = {{ token = "tok" }}
 allowed_hosts = ["{proxy}"]
 concurrency = 2
+interval_seconds = 1
 [connections.t.scope]
 assigned_only = false
 "#,
@@ -77,6 +94,10 @@ struct Setup {
 }
 
 async fn setup(tag: &str, delay_ms: u64) -> Setup {
+    setup_with(tag, delay_ms, None).await
+}
+
+async fn setup_with(tag: &str, delay_ms: u64, service_port: Option<u16>) -> Setup {
     let token = format!("lease-token-{}-{tag}", std::process::id());
     let server = scim_server::start(&token);
     let proxy = faulty_proxy::start(
@@ -89,7 +110,7 @@ async fn setup(tag: &str, delay_ms: u64) -> Setup {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let (plugin, sha) = common::pinned("provisio_plugin_scim");
-    let config = write_setup(dir.path(), &proxy.url, &plugin, &sha);
+    let config = write_setup(dir.path(), &proxy.url, &plugin, &sha, service_port);
     let store = dir.path().join("state/provisio.db");
     Setup {
         token,
@@ -177,6 +198,27 @@ async fn a_second_process_is_refused_while_a_sync_holds_the_connection() {
             && stderr.contains(&format!("pid {}", first.id())),
         "names the holder: {stderr}"
     );
+    // Nor may a restart or a staged decision change the state under it.
+    for args in [&["restart", "t"][..], &["staged", "allow", "t"][..]] {
+        let (config2, token2) = (config.clone(), token.clone());
+        let o = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_provisio"))
+                .arg("--config")
+                .arg(&config2)
+                .args(args)
+                .env("LEASE_TOKEN", token2)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(4), "{args:?} refused: {err}");
+        assert!(
+            err.contains("being worked on by `provisio sync`"),
+            "{args:?}: {err}"
+        );
+    }
     let during = proxy.seen.lock().unwrap().len();
 
     let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
@@ -265,4 +307,128 @@ async fn a_killed_syncs_lease_is_taken_over_and_its_intents_resumed() {
     let s = provisio::store::Store::open(&store).unwrap();
     assert!(s.pending_intents("t").unwrap().is_empty());
     assert!(s.lease("t").unwrap().is_none(), "released");
+}
+
+/// `curl` the admin API: (status, body).
+fn api(port: u16, method: &str, path: &str) -> (u16, String) {
+    let o = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H"])
+        .arg(format!("Authorization: Bearer {ADMIN}"))
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The service (`provisio run`) and a `provisio sync` in another process:
+/// while the sync holds the connection, the service's cycle waits, and its
+/// admin API refuses a restart, a staged decision and provision on demand
+/// with 409 naming the holder; afterwards the service syncs normally, and a
+/// `provisio sync` started while the service's cycle runs is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_and_a_sync_process_never_write_at_once() {
+    let port = scim_server::free_port();
+    let Setup {
+        token,
+        server,
+        proxy,
+        dir: _dir,
+        config,
+        store,
+    } = setup_with("svc", 250, Some(port)).await;
+    let first = sync(&config, &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lease = wait_for_lease(&store);
+    assert_eq!(lease.holder.command, "provisio sync");
+    let mut service = Command::new(env!("CARGO_BIN_EXE_provisio"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("LEASE_TOKEN", &token)
+        .env("LEASE_ADMIN", ADMIN)
+        .env("PROVISIO_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for("the admin API", Duration::from_secs(30), || {
+        api(port, "GET", "/v1/connections").0 == 200
+    });
+    for (path, what) in [
+        ("/v1/connections/t/restart", "restart"),
+        ("/v1/connections/t/staged/allow", "staged allow"),
+    ] {
+        let (code, body) = api(port, "POST", path);
+        assert_eq!(code, 409, "{what} while a sync holds the lease: {body}");
+        assert!(
+            body.contains("being worked on by `provisio sync`")
+                && body.contains(&format!("pid {}", first.id())),
+            "{what} names the holder: {body}"
+        );
+    }
+    let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Now the service's cycles get the lease; while one runs (renaming every
+    // user through the slow proxy), a sync is refused.
+    let source = _dir.path().join("directory.json");
+    let original = std::fs::read_to_string(&source).unwrap();
+    let mut round = 0;
+    let mut refused = None;
+    common::wait_for(
+        "a sync refused during a service cycle",
+        Duration::from_secs(90),
+        || {
+            let held = provisio::store::Store::open(&store)
+                .ok()
+                .and_then(|s| s.lease("t").ok().flatten());
+            if held
+                .as_ref()
+                .is_none_or(|l| l.holder.command != "provisio run")
+            {
+                if round == 0 || held.is_none() {
+                    round += 1;
+                    let renamed = original.replace("\"L ", &format!("\"L{round} "));
+                    std::fs::write(&source, renamed).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                return false;
+            }
+            let o = sync(&config, &token).output().unwrap();
+            if o.status.code() == Some(4) {
+                refused = Some(String::from_utf8_lossy(&o.stderr).into_owned());
+                return true;
+            }
+            false
+        },
+    );
+    let refused = refused.unwrap();
+    assert!(
+        refused.contains("being worked on by `provisio run`")
+            && refused.contains(&format!("pid {}", service.id())),
+        "{refused}"
+    );
+    let _ = service.kill();
+    let _ = service.wait();
+    let names = user_names(&server, &token);
+    let unique: BTreeSet<&String> = names.iter().collect();
+    assert_eq!((names.len(), unique.len()), (USERS, USERS), "{names:?}");
+    let posts = proxy
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.method == "POST")
+        .count();
+    assert_eq!(posts, USERS, "one create per user in all");
 }

@@ -12,6 +12,8 @@ mod common;
 #[path = "common/scim_server.rs"]
 mod scim_server;
 
+#[path = "common/faulty_proxy.rs"]
+mod faulty_proxy;
 #[path = "common/smtp_sink.rs"]
 mod smtp_sink;
 
@@ -129,8 +131,18 @@ fn config(
     r: &Receivers,
     extra: &str,
 ) -> std::path::PathBuf {
+    config_at(dir, &server.origin(), &server.base_url(), r, extra)
+}
+
+/// [`config`] for a target at `origin` with SCIM base URL `base`.
+fn config_at(
+    dir: &std::path::Path,
+    origin: &str,
+    base: &str,
+    r: &Receivers,
+    extra: &str,
+) -> std::path::PathBuf {
     let (plugin, sha) = common::pinned("provisio_plugin_scim");
-    let origin = server.origin();
     let hook_origin = format!("http://127.0.0.1:{}", r.hook_port);
     let path = dir.join("provisio.toml");
     std::fs::write(
@@ -164,7 +176,6 @@ webhook = {{ url = "{hook_origin}/hook", secret = "hook" }}
 email = {{ smtp_host = "127.0.0.1", smtp_port = {smtp_port}, tls = "none", from = "Provisio <provisio@example.com>", to = ["ops@example.com", "oncall@example.com"], username = "provisio", password_secret = "smtp" }}
 "#,
             plugin = plugin.display(),
-            base = server.base_url(),
             smtp_port = r.smtp.port,
         ),
     )
@@ -357,4 +368,55 @@ fn staged_deletions_notify_once() {
     assert_eq!(r.hooks().len(), 1, "{third}");
     assert_eq!(r.smtp.mails().len(), 1, "{third}");
     assert_eq!(server_users(&server), 4, "nothing was disabled or deleted");
+}
+
+/// A cycle that did not fail as a whole but left an object in escrow
+/// notifies "objects waiting for retry" (count, next attempt, a sample with
+/// the last error), once: the next cycle, which skips the object, sends
+/// nothing new.
+#[test]
+fn objects_waiting_in_escrow_notify_once() {
+    let r = Receivers::start();
+    let token = "svc-token-wait-9012";
+    let server = scim_server::start(token);
+    // The proxy serves from its own runtime's worker threads.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxy = rt.block_on(faulty_proxy::start(
+        server.origin(),
+        faulty_proxy::Faults {
+            reject_body_containing: Some("n3@example.com"),
+            ..Default::default()
+        },
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("directory.json"), directory(4, true)).unwrap();
+    let cfg = config_at(dir.path(), &proxy.url, &format!("{}/v2", proxy.url), &r, "");
+    let first = run_once(&cfg, token);
+    assert_eq!(server_users(&server), 3, "{first}");
+    let hooks = r.hooks();
+    assert_eq!(events(&hooks), ["objects_waiting"], "{first}");
+    let p = hooks[0].json();
+    assert_eq!(p["count"], 1, "{p}");
+    assert!(
+        p["next_attempt"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{p}"
+    );
+    let sample = p["sample"][0].as_str().unwrap_or_default();
+    assert!(
+        sample.starts_with("user n3 after 1 attempt(s) (InvalidInput"),
+        "{p}"
+    );
+    verify_signature(&hooks[0]);
+    let mails = r.smtp.mails();
+    assert_eq!(mails.len(), 1, "{first}");
+    let text = unquote(&mails[0].data);
+    assert!(text.contains("1 objects waiting for retry"), "{text}");
+
+    let second = run_once(&cfg, token);
+    assert_eq!(
+        r.hooks().len(),
+        1,
+        "the same wait is not notified again: {second}"
+    );
+    assert_eq!(r.smtp.mails().len(), 1, "{second}");
 }

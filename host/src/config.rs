@@ -30,6 +30,7 @@
 //! deletion_threshold = 500           # more disables+deletes in a cycle are held (0 = off)
 //! skip_out_of_scope_deletions = false
 //! concurrency = 4
+//! escrow_max_interval_seconds = 86400 # longest wait before a failed object is retried
 //! [connections.demo.scope]           # see the scope module
 //! assigned_only = true
 //! excluded_roles = ["Default Access"]
@@ -41,7 +42,7 @@
 //! webhook = { url = "https://hooks.example.com/provisio", secret = "hook_key" }
 //! email = { smtp_host = "smtp.example.com", tls = "starttls", from = "provisio@example.com",
 //!           to = ["ops@example.com"], username = "provisio", password_secret = "smtp_password" }
-//! events = ["cycle_failed", "quarantined", "left_quarantine", "staged_deletions"]
+//! events = ["cycle_failed", "quarantined", "left_quarantine", "staged_deletions", "objects_waiting"]
 //! dedup_window_seconds = 3600
 //! max_per_hour = 20
 //! ```
@@ -232,6 +233,7 @@ struct RawConnection {
     skip_out_of_scope_deletions: bool,
     concurrency: Option<Spanned<usize>>,
     interval_seconds: Option<Spanned<f64>>,
+    escrow_max_interval_seconds: Option<Spanned<f64>>,
 }
 
 /// A plugin entry.
@@ -297,6 +299,10 @@ pub struct ConnectionConfig {
     pub concurrency: usize,
     /// Interval between cycles under `provisio run`.
     pub interval: std::time::Duration,
+    /// The longest an object that failed waits in escrow before it is
+    /// tried again (the doubling backoff stops growing there; 0 = it is
+    /// retried in every cycle).
+    pub escrow_max_interval: std::time::Duration,
 }
 
 /// Default of `deletion_threshold` (Entra's default for its accidental-deletions prevention).
@@ -802,6 +808,17 @@ impl Config {
                 Some(v) => Duration::from_secs_f64(*v.get_ref()),
                 None => crate::scheduler::DEFAULT_INTERVAL,
             };
+            let escrow_max_interval = match &c.escrow_max_interval_seconds {
+                Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
+                    return Err(cx.at(
+                        v.span(),
+                        format!("{field}.escrow_max_interval_seconds"),
+                        "must be a number of seconds, 0 or more (0: retry failed objects in every cycle)",
+                    ));
+                }
+                Some(v) => Duration::from_secs_f64(v.get_ref().min(1e9)),
+                None => crate::store::ESCROW_MAX_BACKOFF,
+            };
             let concurrency = match c.concurrency {
                 Some(n) if *n.get_ref() == 0 || *n.get_ref() > 64 => {
                     return Err(cx.at(
@@ -849,6 +866,7 @@ impl Config {
                     skip_out_of_scope_deletions: c.skip_out_of_scope_deletions,
                     concurrency,
                     interval,
+                    escrow_max_interval,
                 },
             );
         }

@@ -53,7 +53,13 @@ pub struct SyncSettings {
     pub concurrency: usize,
     /// Members per add/remove batch.
     pub membership_batch: usize,
+    /// The longest wait in escrow (`escrow_max_interval_seconds`).
+    pub escrow_max_interval: std::time::Duration,
 }
+
+/// Rounds of the end-of-cycle retry of objects that failed with a fault of
+/// the moment (see `run_inner`, phase 5).
+pub const RETRY_ROUNDS: usize = 3;
 
 /// One object's plan entry.
 #[derive(Debug, Clone)]
@@ -711,6 +717,43 @@ impl Cycle<'_> {
         r
     }
 
+    /// One round of the end-of-cycle retry: the objects in `retry`, planned
+    /// again against the links as they are now (users first), then the
+    /// memberships still missing (of users created only now, or whose batch
+    /// failed).
+    async fn retry_round(
+        &self,
+        exec: &Executor<'_>,
+        read: &SourceRead,
+        retry: &BTreeSet<(ObjectKind, String)>,
+        waiting: &BTreeMap<(ObjectKind, String), crate::store::EscrowEntry>,
+        progress: &crate::progress::Progress,
+    ) -> Result<Vec<Outcome>, CycleError> {
+        let replan = self.plan_from(read)?;
+        let key = |p: &Planned| (p.desired.kind, p.desired.source_id.clone());
+        let (users, rest): (Vec<&Planned>, Vec<&Planned>) = replan
+            .objects
+            .iter()
+            .filter(|p| p.action.calls_target() && retry.contains(&key(p)))
+            .filter(|p| !waiting.contains_key(&key(p)))
+            .partition(|p| p.desired.kind == ObjectKind::User && !p.action.is_deprovision());
+        progress.add_total((users.len() + rest.len()) as u64);
+        let mut retried = exec.run_objects(users).await;
+        retried.extend(exec.run_objects(rest).await);
+        let members: Vec<MembershipPlan> = self
+            .plan_from(read)?
+            .memberships
+            .into_iter()
+            .filter(|m| !m.add.is_empty() || !m.remove.is_empty())
+            .collect();
+        progress.add_total(members.len() as u64);
+        retried.extend(
+            exec.run_memberships(&members, self.settings.membership_batch)
+                .await,
+        );
+        Ok(retried)
+    }
+
     async fn run_inner(
         &self,
         progress: &crate::progress::Progress,
@@ -742,7 +785,8 @@ impl Cycle<'_> {
             self.settings.concurrency,
         )
         .with_progress(progress)
-        .with_lease(lease);
+        .with_lease(lease)
+        .with_escrow_max_interval(self.settings.escrow_max_interval);
         progress.start(cycle_type.as_str());
         exec.resume_intents().await;
         let read = self.read_source()?;
@@ -766,6 +810,12 @@ impl Cycle<'_> {
                 plan.held
             );
         }
+        exec.clear_settled(
+            plan.objects
+                .iter()
+                .filter(|p| matches!(p.action, Action::None { .. } | Action::Refresh { .. }))
+                .map(|p| (p.desired.kind, p.desired.source_id.clone())),
+        );
         let allowed = exec.allowed_staged();
         // Escrow: objects whose next attempt is not due wait (logged as skipped).
         let waiting = exec.escrowed_not_due();
@@ -857,6 +907,39 @@ impl Cycle<'_> {
             outcomes.extend(staged);
         } else {
             outcomes.extend(exec.run_objects(guarded).await);
+        }
+
+        // Phase 5: more attempts, at the end of the cycle, for the objects
+        // that failed with a fault of the moment (their first attempts are
+        // seconds to minutes behind them now): up to `RETRY_ROUNDS` rounds,
+        // while a round still fixes something. Their outcomes replace the
+        // failed ones.
+        let mut left = usize::MAX;
+        for round in 1..=RETRY_ROUNDS {
+            let retry = exec.retryable_failures();
+            if retry.is_empty() || retry.len() >= left || exec.credentials_rejected().is_some() {
+                break;
+            }
+            left = retry.len();
+            progress.phase("retry");
+            tracing::info!(
+                connection = self.name(),
+                round,
+                objects = retry.len(),
+                "retrying the objects that failed in this cycle"
+            );
+            let retried = self
+                .retry_round(&exec, &read, &retry, &waiting, progress)
+                .await?;
+            let superseded: BTreeSet<(ObjectKind, String, bool)> = retried
+                .iter()
+                .map(|o| (o.kind, o.source_id.clone(), o.members))
+                .collect();
+            outcomes.retain(|o| {
+                o.status != LogStatus::Failure
+                    || !superseded.contains(&(o.kind, o.source_id.clone(), o.members))
+            });
+            outcomes.extend(retried);
         }
 
         let mut summary = CycleSummary::new(

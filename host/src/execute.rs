@@ -42,6 +42,10 @@ use std::time::{Instant, SystemTime};
 pub struct Outcome {
     /// Kind.
     pub kind: ObjectKind,
+    /// The object's source id (for memberships: the group's).
+    pub source_id: String,
+    /// The outcome of a group's membership changes, not of the object.
+    pub members: bool,
     /// Action as logged.
     pub action: LogAction,
     /// Status as logged.
@@ -86,6 +90,12 @@ pub struct Executor<'a> {
     /// Objects (and membership batches) not tried because credentials were
     /// rejected.
     untried: AtomicU64,
+    /// Objects that failed in this cycle (and went to escrow), with the
+    /// error code: [`Executor::retryable_failures`] picks those worth one
+    /// more attempt at the end of the cycle.
+    failed: std::sync::Mutex<std::collections::BTreeMap<(ObjectKind, String), String>>,
+    /// The escrow backoff's cap.
+    escrow_max_interval: std::time::Duration,
 }
 
 struct Record {
@@ -193,6 +203,22 @@ fn code_of(e: &CallError) -> String {
     }
 }
 
+/// Whether an object that failed with `code` gets one more attempt at the
+/// end of the cycle (see [`Executor::retryable_failures`]).
+fn worth_retrying_in_cycle(code: &str) -> bool {
+    matches!(
+        code,
+        "Transient"
+            | "RateLimited"
+            | "Other"
+            | "NotFound"
+            | "Conflict"
+            | "StoreError"
+            | "Sandbox:timeout"
+            | "Sandbox:busy"
+    )
+}
+
 /// Whether a failed create may still have happened although its failure is
 /// not transient: the connector could not read the target's answer (a 2xx
 /// with a truncated or HTML body comes back as `other`). Such a create is
@@ -217,6 +243,8 @@ impl<'a> Executor<'a> {
             lease: None,
             rejected: std::sync::OnceLock::new(),
             untried: AtomicU64::new(0),
+            failed: std::sync::Mutex::default(),
+            escrow_max_interval: crate::store::ESCROW_MAX_BACKOFF,
         }
     }
 
@@ -255,6 +283,13 @@ impl<'a> Executor<'a> {
         {
             tracing::error!(connection = %self.name(), "the target rejected the credentials; stopping the cycle: {}", crate::untrusted::Untrusted::new(m).for_log());
         }
+    }
+
+    /// Cap the wait of a failed object in escrow (the connection's
+    /// `escrow_max_interval_seconds`).
+    pub fn with_escrow_max_interval(mut self, cap: std::time::Duration) -> Self {
+        self.escrow_max_interval = cap;
+        self
     }
 
     /// Write only while `lease` is the connection's current lease: every
@@ -332,10 +367,64 @@ impl<'a> Executor<'a> {
 
     /// The object succeeded: out of escrow (with the next commit).
     fn escrow_clear(&self, kind: ObjectKind, source_id: &str) {
+        self.failed_set().remove(&(kind, source_id.to_string()));
         let (name, sid) = (self.name().to_string(), source_id.to_string());
         self.group.later(move |s| {
             let _ = s.escrow_clear(&name, kind, &sid);
         });
+    }
+
+    fn failed_set(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<(ObjectKind, String), String>> {
+        self.failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`Executor::escrow_clear`], unless the object failed in this cycle.
+    fn escrow_clear_unless_failed(&self, kind: ObjectKind, source_id: &str) {
+        if !self
+            .failed_set()
+            .contains_key(&(kind, source_id.to_string()))
+        {
+            self.escrow_clear(kind, source_id);
+        }
+    }
+
+    /// Objects planned with nothing to do are in step with the source: an
+    /// escrow entry of theirs from an earlier cycle (a create that happened
+    /// although its answer was lost, a membership batch that failed) no
+    /// longer waits for anything and is cleared, so that status never shows
+    /// an object as waiting that is not.
+    pub fn clear_settled(&self, settled: impl IntoIterator<Item = (ObjectKind, String)>) {
+        let waiting: BTreeSet<(ObjectKind, String)> = self
+            .store
+            .escrow_all(self.name())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.kind, e.source_id))
+            .collect();
+        for key in settled {
+            if waiting.contains(&key) {
+                self.escrow_clear(key.0, &key.1);
+            }
+        }
+        self.commit();
+    }
+
+    /// The objects that failed in this cycle with an error a second attempt
+    /// may well not meet: a fault of the moment (lost or unreadable answer,
+    /// 5xx, 429 beyond the in-call retries, timeout), a conflict or a
+    /// missing object that matching again can resolve. Definite refusals
+    /// (invalid input, forbidden, unsupported, denied by policy) and sandbox
+    /// faults of the plugin are not retried within the cycle.
+    pub fn retryable_failures(&self) -> BTreeSet<(ObjectKind, String)> {
+        self.failed_set()
+            .iter()
+            .filter(|(_, code)| worth_retrying_in_cycle(code))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The object failed: into escrow (with the next commit). Not for a
@@ -346,6 +435,8 @@ impl<'a> Executor<'a> {
         if code == UNAUTHORIZED {
             return;
         }
+        self.failed_set()
+            .insert((kind, source_id.to_string()), code.to_string());
         let (name, sid, code, reason) = (
             self.name().to_string(),
             source_id.to_string(),
@@ -353,8 +444,9 @@ impl<'a> Executor<'a> {
             reason.to_string(),
         );
         let at = SystemTime::now();
+        let cap = self.escrow_max_interval;
         self.group.later(move |s| {
-            let _ = s.escrow_failure(&name, kind, &sid, &code, &reason, at);
+            let _ = s.escrow_failure(&name, kind, &sid, &code, &reason, at, cap);
         });
     }
 
@@ -654,6 +746,8 @@ impl<'a> Executor<'a> {
         }
         Some(Outcome {
             kind: d.kind,
+            source_id: d.source_id.clone(),
+            members: false,
             action: action_name,
             status,
         })
@@ -1371,14 +1465,23 @@ impl<'a> Executor<'a> {
                 old: None,
                 new: Some(serde_json::json!({"added": added, "removed": removed})),
             }];
+            let in_step = error.is_none();
             if let Some((c, r)) = error {
                 log.error_code = Some(c);
                 log.error_reason = Some(r);
             }
             log.duration_ms = started.elapsed().as_millis() as u64;
             self.append_log(log);
+            if in_step && !only_held {
+                // The group's memberships are in step: a membership failure
+                // of an earlier cycle no longer waits in escrow (unless the
+                // group object itself failed in this one).
+                self.escrow_clear_unless_failed(ObjectKind::Group, &m.group);
+            }
             let o = Outcome {
                 kind: ObjectKind::Group,
+                source_id: m.group.clone(),
+                members: true,
                 action: LogAction::Update,
                 status,
             };
@@ -1432,6 +1535,8 @@ impl<'a> Executor<'a> {
         let _ = self.store.append_log(&log);
         Outcome {
             kind: d.kind,
+            source_id: d.source_id.clone(),
+            members: false,
             action,
             status: LogStatus::Skipped,
         }
@@ -1477,7 +1582,7 @@ impl<'a> Executor<'a> {
                 log.target_id = p.link.as_ref().map(|l| l.target_id.clone());
                 log.steps = vec![step(StepKind::Processing, LogStatus::Skipped, reason)];
                 let _ = self.store.append_log(&log);
-                Outcome { kind: d.kind, action: log_act, status: LogStatus::Skipped }
+                Outcome { kind: d.kind, source_id: d.source_id.clone(), members: false, action: log_act, status: LogStatus::Skipped }
             })
             .collect()
     }

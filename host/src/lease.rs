@@ -45,6 +45,22 @@ impl Drop for Release<'_> {
     }
 }
 
+/// Take `connection`'s lease for a short change that does not wait on
+/// anything (a restart, a staged decision) and release it afterwards: such a
+/// change must not land while another process's cycle works on the
+/// connection, or that cycle would act on state changed under it.
+/// Refused with [`LeaseError::Held`] when another process holds the lease.
+pub fn with_lease<T>(
+    store: &Store,
+    connection: &str,
+    change: impl FnOnce() -> Result<T, crate::store::StoreError>,
+) -> Result<T, LeaseError> {
+    let holder = LeaseHolder::this_process(command());
+    let lease = store.acquire_lease(connection, &holder, LEASE_TTL)?;
+    let _release = Release { store, lease };
+    Ok(change()?)
+}
+
 /// Take `connection`'s lease and run `work` with it (see the module docs).
 /// Refused with [`LeaseError::Held`] when another process holds it.
 pub async fn hold<F, T>(
@@ -102,6 +118,23 @@ mod tests {
         assert_eq!(inner, 7);
         assert!(store.lease("t").unwrap().is_none(), "released");
         assert!(hold(&store, "t", |_| async {}).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_short_change_is_refused_while_a_cycle_holds_the_lease() {
+        let store = Store::open_in_memory().unwrap();
+        let s = &store;
+        hold(s, "t", |_| async move {
+            let r = with_lease(s, "t", || Ok(1));
+            assert!(matches!(r, Err(LeaseError::Held { .. })), "{r:?}");
+        })
+        .await
+        .unwrap();
+        assert_eq!(with_lease(&store, "t", || Ok(2)).unwrap(), 2);
+        assert!(
+            store.lease("t").unwrap().is_none(),
+            "released after the change"
+        );
     }
 
     #[tokio::test]

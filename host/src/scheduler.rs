@@ -261,12 +261,25 @@ pub enum ControlError {
         "a cycle of '{0}' is running; pause the connection, wait for the cycle to finish, then retry"
     )]
     Busy(String),
+    /// Another process (a `provisio sync`, another node) holds the
+    /// connection's lease.
+    #[error("{0}")]
+    HeldElsewhere(String),
     /// The store failed.
     #[error("state store: {0}")]
     Store(#[from] crate::store::StoreError),
     /// Anything else (opening the connection, a connector call).
     #[error("{0}")]
     Other(String),
+}
+
+impl From<crate::store::LeaseError> for ControlError {
+    fn from(e: crate::store::LeaseError) -> Self {
+        match e {
+            held @ crate::store::LeaseError::Held { .. } => Self::HeldElsewhere(held.to_string()),
+            crate::store::LeaseError::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 /// The running service: connections, their loops and controls.
@@ -416,16 +429,20 @@ impl Service {
             .cycle_lock
             .try_lock()
             .map_err(|_| ControlError::Busy(name.to_string()))?;
-        self.store.reset(
-            name,
-            crate::store::ResetScope {
-                watermark: scope.watermark,
-                escrow: scope.escrow,
-                staged: scope.links,
-                links: scope.links,
-            },
-        )?;
-        if scope.quarantine && self.store.clear_quarantine(name)? {
+        // Nor while another process works on the connection.
+        let left_quarantine = crate::lease::with_lease(&self.store, name, || {
+            self.store.reset(
+                name,
+                crate::store::ResetScope {
+                    watermark: scope.watermark,
+                    escrow: scope.escrow,
+                    staged: scope.links,
+                    links: scope.links,
+                },
+            )?;
+            Ok(scope.quarantine && self.store.clear_quarantine(name)?)
+        })?;
+        if left_quarantine {
             crate::metrics::metrics()
                 .quarantined
                 .get_or_create(&crate::metrics::conn(name))
@@ -457,7 +474,12 @@ impl Service {
             .map_err(|e| ControlError::Other(redact(&format!("{e:#}"))))?;
         crate::cli::sync::provision_records(&env, name, kind, id)
             .await
-            .map_err(|e| ControlError::Other(redact(&format!("{e:#}"))))
+            .map_err(|e| match e.downcast_ref::<crate::store::LeaseError>() {
+                Some(held @ crate::store::LeaseError::Held { .. }) => {
+                    ControlError::HeldElsewhere(held.to_string())
+                }
+                _ => ControlError::Other(redact(&format!("{e:#}"))),
+            })
     }
 
     /// Test the connection's credentials and reachability.
@@ -672,6 +694,11 @@ impl Service {
                     }
                 }
                 m.quarantined.get_or_create(&labels).set(0);
+                if waiting > 0
+                    && let Some(e) = waiting_event(&self.store, name, &s)
+                {
+                    self.notifier.notify(e).await;
+                }
                 next_delay(interval, rand::random::<f64>())
             }
             other => {
@@ -793,6 +820,35 @@ pub fn staged_event(store: &crate::store::Store, connection: &str, s: &CycleSumm
         count: s.staged,
         sample,
     }
+}
+
+/// The [`Event::ObjectsWaiting`] after a cycle that did not fail, if
+/// objects wait in escrow: how many, the earliest next attempt, and a few of
+/// them with their last error.
+pub fn waiting_event(
+    store: &crate::store::Store,
+    connection: &str,
+    s: &CycleSummary,
+) -> Option<Event> {
+    let entries = store.escrow_all(connection).ok()?;
+    let first = entries.first()?;
+    let sample = entries
+        .iter()
+        .take(5)
+        .map(|e| {
+            format!(
+                "{} {} after {} attempt(s) ({}: {})",
+                e.kind, e.source_id, e.attempts, e.last_error_code, e.last_error
+            )
+        })
+        .collect();
+    Some(Event::ObjectsWaiting {
+        connection: connection.to_string(),
+        cycle_id: s.cycle_id.clone(),
+        count: entries.len(),
+        next_attempt: first.next_attempt_at.clone(),
+        sample,
+    })
 }
 
 fn redact(s: &str) -> String {

@@ -3,7 +3,9 @@
 //! is forwarded but its response lost (502), like a create that timed out after
 //! it happened; every j-th POST gets its 2xx body garbled (truncated JSON or
 //! an HTML page); from request r on, every request gets 401 (a revoked token)
-//! until restored. Records when each request arrived and what it got.
+//! until restored; or a percentage of all requests, drawn at random, gets
+//! one of those faults in turn (mixed faults). Records when each request
+//! arrived and what it got.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,6 +31,26 @@ pub struct Faults {
     /// Answer 401 (a revoked token) to every request after this many, until
     /// [`Proxy::restored`] is set (0 = never).
     pub revoke_after: u64,
+    /// Answer this percentage of all requests (chosen by a seeded
+    /// pseudo-random draw per request, so a run is repeatable) with one of
+    /// five faults in turn: the response lost after forwarding (502), 429
+    /// with `Retry-After: 1`, 503 without forwarding, the forwarded answer's
+    /// body truncated, or replaced by an HTML page (status kept).
+    pub mixed_percent: u64,
+    /// The seed of [`Faults::mixed_percent`]'s draw.
+    pub seed: u64,
+}
+
+/// Which mixed fault request `i` gets, if any (splitmix64 of seed and i).
+fn mixed_fault(f: &Faults, i: u64) -> Option<u64> {
+    if f.mixed_percent == 0 {
+        return None;
+    }
+    let mut z = f.seed.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % 100 < f.mixed_percent).then_some((z / 100) % 5)
 }
 
 /// One request as the proxy saw it.
@@ -95,6 +117,20 @@ pub async fn start(upstream: String, faults: Faults) -> Proxy {
                     )
                         .into_response();
                 }
+                let mixed = mixed_fault(&faults, i);
+                if mixed == Some(1) {
+                    record(429);
+                    return (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "1"), ("content-type", "text/plain")],
+                        "slow down",
+                    )
+                        .into_response();
+                }
+                if mixed == Some(2) {
+                    record(503);
+                    return (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response();
+                }
                 if faults.every_nth_429 > 0 && i % faults.every_nth_429 == 0 {
                     record(429);
                     return (
@@ -141,6 +177,27 @@ pub async fn start(upstream: String, faults: Faults) -> Proxy {
                     .get("content-type")
                     .map(|v| v.to_str().unwrap_or("").to_string());
                 let bytes = resp.bytes().await.unwrap();
+                if mixed == Some(0) {
+                    record(502);
+                    return (StatusCode::BAD_GATEWAY, "upstream response lost").into_response();
+                }
+                if let Some(k @ (3 | 4)) = mixed {
+                    record(status);
+                    let (ctype, body) = if k == 3 {
+                        ("application/scim+json", bytes.slice(..bytes.len() / 2))
+                    } else {
+                        (
+                            "text/html",
+                            Bytes::from_static(b"<html><body><h1>Service Unavailable</h1></body></html>"),
+                        )
+                    };
+                    return (
+                        StatusCode::from_u16(status).unwrap(),
+                        [("content-type", ctype)],
+                        body,
+                    )
+                        .into_response();
+                }
                 if method == Method::POST
                     && faults.every_nth_post_lost > 0
                     && (posts.fetch_add(1, Ordering::SeqCst) + 1) % faults.every_nth_post_lost == 0

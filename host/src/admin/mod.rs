@@ -99,7 +99,7 @@ impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         let status = match &e {
             ControlError::UnknownConnection(_) => StatusCode::NOT_FOUND,
-            ControlError::Busy(_) => StatusCode::CONFLICT,
+            ControlError::Busy(_) | ControlError::HeldElsewhere(_) => StatusCode::CONFLICT,
             ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ControlError::Other(_) => StatusCode::UNPROCESSABLE_ENTITY,
         };
@@ -273,7 +273,9 @@ async fn decide(
     st.service.status(name)?;
     let ids = body.map(|Json(b)| b.ids).unwrap_or_default();
     let sel = StagedSelection::from_ids(ids);
-    let changed = st.service.store().decide_staged(name, &sel, d)?;
+    let store = st.service.store();
+    let changed = crate::lease::with_lease(store, name, || store.decide_staged(name, &sel, d))
+        .map_err(ControlError::from)?;
     ok(json!({"decision": d.as_str(), "changed": changed}))
 }
 

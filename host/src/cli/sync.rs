@@ -80,6 +80,7 @@ pub async fn open_sync_in(
             skip_out_of_scope_deletions: cc.skip_out_of_scope_deletions,
             concurrency: cc.concurrency,
             membership_batch: 100,
+            escrow_max_interval: cc.escrow_max_interval,
         },
         interval: cc.interval,
     })
@@ -165,12 +166,24 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
     }
     let summary = run_with_bar(&cycle, !json).await?;
     settle_quarantine(&env.store, name, &summary);
+    // What the service would notify about after this cycle (a cycle that
+    // failed as a whole goes to quarantine instead, see settle_quarantine).
+    let mut events = Vec::new();
     if summary.staged > 0 {
+        events.push(crate::scheduler::staged_event(&env.store, name, &summary));
+    }
+    if summary.credentials_rejected.is_none()
+        && let Some(e) = crate::scheduler::waiting_event(&env.store, name, &summary)
+    {
+        events.push(e);
+    }
+    if !events.is_empty() {
         // Notify as the service would; a notification problem never fails the sync.
         match crate::notify::Notifier::from_config(&Config::load(config)?) {
             Ok(n) => {
-                n.notify(crate::scheduler::staged_event(&env.store, name, &summary))
-                    .await
+                for e in events {
+                    n.notify(e).await;
+                }
             }
             Err(e) => tracing::warn!(
                 "notifications are not sent: {}",
@@ -623,7 +636,10 @@ pub async fn staged(config: &Path, cmd: StagedCommand) -> Result<()> {
         StagedCommand::Reject { connection, ids } => (connection, Decision::Rejected, ids),
     };
     let sel = StagedSelection::from_ids(ids);
-    let changed = store.decide_staged(&connection, &sel, decision)?;
+    // A decision must not change what a running cycle is carrying out.
+    let changed = crate::lease::with_lease(&store, &connection, || {
+        store.decide_staged(&connection, &sel, decision)
+    })?;
     println!(
         "{} {} staged actions of '{connection}'",
         decision.as_str(),
@@ -645,9 +661,13 @@ pub fn restart(config: &Path, name: &str, forget_links: bool) -> Result<()> {
     } else {
         crate::store::ResetScope::restart()
     };
-    let escrowed = store.escrow_all(name)?.len();
-    store.reset(name, scope)?;
-    if store.clear_quarantine(name)? {
+    // Not under a running cycle (of `run` or `sync` in another process).
+    let (escrowed, left_quarantine) = crate::lease::with_lease(&store, name, || {
+        let escrowed = store.escrow_all(name)?.len();
+        store.reset(name, scope)?;
+        Ok((escrowed, store.clear_quarantine(name)?))
+    })?;
+    if left_quarantine {
         println!("'{name}' left quarantine");
     }
     println!(

@@ -60,6 +60,9 @@ pub enum EventKind {
     LeftQuarantine,
     /// The deletion guard held disables/deletes for review.
     StagedDeletions,
+    /// After a cycle that did not fail, objects still wait in escrow for a
+    /// retry: the target is not yet in step with the source.
+    ObjectsWaiting,
 }
 
 impl EventKind {
@@ -69,6 +72,7 @@ impl EventKind {
         EventKind::Quarantined,
         EventKind::LeftQuarantine,
         EventKind::StagedDeletions,
+        EventKind::ObjectsWaiting,
     ];
 
     /// The name used in config, payloads and the store.
@@ -78,6 +82,7 @@ impl EventKind {
             EventKind::Quarantined => "quarantined",
             EventKind::LeftQuarantine => "left_quarantine",
             EventKind::StagedDeletions => "staged_deletions",
+            EventKind::ObjectsWaiting => "objects_waiting",
         }
     }
 
@@ -134,6 +139,20 @@ pub enum Event {
         /// A few of them, e.g. "disable user u-17 (unassigned)".
         sample: Vec<String>,
     },
+    /// Objects wait in escrow for their next retry after a cycle that did
+    /// not fail as a whole.
+    ObjectsWaiting {
+        /// The connection.
+        connection: String,
+        /// The cycle after which they wait.
+        cycle_id: String,
+        /// How many objects wait.
+        count: usize,
+        /// The earliest next attempt (RFC 3339 UTC).
+        next_attempt: String,
+        /// A few of them, e.g. "user u-17 after 3 attempts (Transient: 503)".
+        sample: Vec<String>,
+    },
 }
 
 impl Event {
@@ -144,6 +163,7 @@ impl Event {
             Event::Quarantined { .. } => EventKind::Quarantined,
             Event::LeftQuarantine { .. } => EventKind::LeftQuarantine,
             Event::StagedDeletions { .. } => EventKind::StagedDeletions,
+            Event::ObjectsWaiting { .. } => EventKind::ObjectsWaiting,
         }
     }
 
@@ -153,7 +173,8 @@ impl Event {
             Event::CycleFailed { connection, .. }
             | Event::Quarantined { connection, .. }
             | Event::LeftQuarantine { connection }
-            | Event::StagedDeletions { connection, .. } => connection,
+            | Event::StagedDeletions { connection, .. }
+            | Event::ObjectsWaiting { connection, .. } => connection,
         }
     }
 
@@ -165,6 +186,7 @@ impl Event {
             Event::StagedDeletions { count, .. } => {
                 format!("{count} disables/deletes held for review")
             }
+            Event::ObjectsWaiting { count, .. } => format!("{count} objects waiting for retry"),
         }
     }
 
@@ -188,6 +210,14 @@ impl Event {
             }
             Event::StagedDeletions { count, .. } => format!(
                 "connection '{c}': {count} disables/deletes held for review (provisio staged list {c})"
+            ),
+            Event::ObjectsWaiting {
+                count,
+                next_attempt,
+                ..
+            } => format!(
+                "connection '{c}': {count} objects waiting for retry (next at {next_attempt}; \
+                 provisio status {c})"
             ),
         }
     }

@@ -72,7 +72,9 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EscrowEntry> {
 
 impl Store {
     /// Record a failure of an object at `now`: one more attempt, and the
-    /// next attempt after [`escrow_backoff`]. Returns the updated entry.
+    /// next attempt after [`escrow_backoff`], at most `max_wait` (the
+    /// connection's `escrow_max_interval_seconds`). Returns the updated entry.
+    #[allow(clippy::too_many_arguments)]
     pub fn escrow_failure(
         &self,
         connection: &str,
@@ -81,6 +83,7 @@ impl Store {
         code: &str,
         error: &str,
         now_time: SystemTime,
+        max_wait: Duration,
     ) -> Result<EscrowEntry, StoreError> {
         const OP: &str = "escrow_failure";
         let mut conn = self.lock();
@@ -101,7 +104,7 @@ impl Store {
             kind,
             source_id: source_id.to_string(),
             attempts,
-            next_attempt_at: format_time(now_time + escrow_backoff(attempts)),
+            next_attempt_at: format_time(now_time + escrow_backoff(attempts).min(max_wait)),
             last_error_code: code.to_string(),
             last_error: error.to_string(),
             updated_at: now(),
@@ -219,16 +222,48 @@ mod tests {
         assert_eq!(store.escrow_summary("c").unwrap(), None);
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         store
-            .escrow_failure("c", ObjectKind::User, "u1", "Transient", "503", t0)
+            .escrow_failure(
+                "c",
+                ObjectKind::User,
+                "u1",
+                "Transient",
+                "503",
+                t0,
+                crate::store::ESCROW_MAX_BACKOFF,
+            )
             .unwrap();
         store
-            .escrow_failure("c", ObjectKind::User, "u2", "Transient", "503", t0)
+            .escrow_failure(
+                "c",
+                ObjectKind::User,
+                "u2",
+                "Transient",
+                "503",
+                t0,
+                crate::store::ESCROW_MAX_BACKOFF,
+            )
             .unwrap();
         store
-            .escrow_failure("c", ObjectKind::User, "u2", "Transient", "503", t0)
+            .escrow_failure(
+                "c",
+                ObjectKind::User,
+                "u2",
+                "Transient",
+                "503",
+                t0,
+                crate::store::ESCROW_MAX_BACKOFF,
+            )
             .unwrap();
         store
-            .escrow_failure("other", ObjectKind::User, "u3", "Transient", "503", t0)
+            .escrow_failure(
+                "other",
+                ObjectKind::User,
+                "u3",
+                "Transient",
+                "503",
+                t0,
+                crate::store::ESCROW_MAX_BACKOFF,
+            )
             .unwrap();
         let s = store.escrow_summary("c").unwrap().unwrap();
         assert_eq!(s.objects, 2);
@@ -259,11 +294,55 @@ mod tests {
     }
 
     #[test]
+    fn the_connections_cap_bounds_the_wait() {
+        let s = Store::open_in_memory().unwrap();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let cap = Duration::from_secs(90);
+        let waits: Vec<Duration> = (0..4)
+            .map(|_| {
+                let e = s
+                    .escrow_failure("c", ObjectKind::User, "u", "Transient", "503", t0, cap)
+                    .unwrap();
+                parse_time(&e.next_attempt_at)
+                    .unwrap()
+                    .duration_since(t0)
+                    .unwrap()
+            })
+            .collect();
+        // 1 min, then 2 min and 4 min capped at 90 s.
+        assert_eq!(
+            waits.iter().map(Duration::as_secs).collect::<Vec<_>>(),
+            [60, 90, 90, 90]
+        );
+        // A cap of 0: due again at once.
+        let e = s
+            .escrow_failure(
+                "c",
+                ObjectKind::User,
+                "v",
+                "Transient",
+                "503",
+                t0,
+                Duration::ZERO,
+            )
+            .unwrap();
+        assert_eq!(parse_time(&e.next_attempt_at), Some(t0));
+    }
+
+    #[test]
     fn failures_grow_and_come_due() {
         let s = Store::open_in_memory().unwrap();
         let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let e1 = s
-            .escrow_failure("c1", ObjectKind::User, "u1", "Timeout", "slow", t0)
+            .escrow_failure(
+                "c1",
+                ObjectKind::User,
+                "u1",
+                "Timeout",
+                "slow",
+                t0,
+                crate::store::ESCROW_MAX_BACKOFF,
+            )
             .unwrap();
         assert_eq!(e1.attempts, 1);
         assert_eq!(
@@ -271,17 +350,41 @@ mod tests {
             Some(t0 + Duration::from_secs(MIN))
         );
         let e2 = s
-            .escrow_failure("c1", ObjectKind::User, "u1", "Http500", "boom", t0)
+            .escrow_failure(
+                "c1",
+                ObjectKind::User,
+                "u1",
+                "Http500",
+                "boom",
+                t0,
+                crate::store::ESCROW_MAX_BACKOFF,
+            )
             .unwrap();
         assert_eq!(e2.attempts, 2);
         assert_eq!(
             parse_time(&e2.next_attempt_at),
             Some(t0 + Duration::from_secs(2 * MIN))
         );
-        s.escrow_failure("c1", ObjectKind::Group, "g1", "X", "x", t0)
-            .unwrap();
-        s.escrow_failure("c2", ObjectKind::User, "u1", "X", "x", t0)
-            .unwrap();
+        s.escrow_failure(
+            "c1",
+            ObjectKind::Group,
+            "g1",
+            "X",
+            "x",
+            t0,
+            crate::store::ESCROW_MAX_BACKOFF,
+        )
+        .unwrap();
+        s.escrow_failure(
+            "c2",
+            ObjectKind::User,
+            "u1",
+            "X",
+            "x",
+            t0,
+            crate::store::ESCROW_MAX_BACKOFF,
+        )
+        .unwrap();
 
         let stored = s.escrow_all("c1").unwrap();
         assert_eq!(stored.len(), 2);
@@ -300,7 +403,15 @@ mod tests {
         assert!(!s.escrow_clear("c1", ObjectKind::User, "u1").unwrap());
         // A cleared object starts over.
         let again = s
-            .escrow_failure("c1", ObjectKind::User, "u1", "X", "x", t0)
+            .escrow_failure(
+                "c1",
+                ObjectKind::User,
+                "u1",
+                "X",
+                "x",
+                t0,
+                crate::store::ESCROW_MAX_BACKOFF,
+            )
             .unwrap();
         assert_eq!(again.attempts, 1);
 

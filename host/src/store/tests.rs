@@ -162,8 +162,16 @@ fn two_threads_share_one_store() {
                         .unwrap();
                     s.complete_create(id, &user_link(&src, &format!("x{i}")))
                         .unwrap();
-                    s.escrow_failure(C, ObjectKind::User, "shared", "E", "e", SystemTime::now())
-                        .unwrap();
+                    s.escrow_failure(
+                        C,
+                        ObjectKind::User,
+                        "shared",
+                        "E",
+                        "e",
+                        SystemTime::now(),
+                        crate::store::ESCROW_MAX_BACKOFF,
+                    )
+                    .unwrap();
                     s.set_members_added(C, "g", &[&src]).unwrap();
                 }
             })
@@ -189,8 +197,16 @@ fn two_stores_on_one_file_from_two_threads() {
             std::thread::spawn(move || {
                 let s = Store::open(&path).unwrap();
                 for _ in 0..50 {
-                    s.escrow_failure(C, ObjectKind::User, "u", "E", "e", SystemTime::now())
-                        .unwrap();
+                    s.escrow_failure(
+                        C,
+                        ObjectKind::User,
+                        "u",
+                        "E",
+                        "e",
+                        SystemTime::now(),
+                        crate::store::ESCROW_MAX_BACKOFF,
+                    )
+                    .unwrap();
                     s.upsert_link(&user_link(&format!("s{t}"), "x")).unwrap();
                 }
             })
@@ -561,6 +577,7 @@ fn fill(s: &Store, connection: &str) {
         "E",
         "e",
         SystemTime::now(),
+        crate::store::ESCROW_MAX_BACKOFF,
     )
     .unwrap();
     s.stage(
