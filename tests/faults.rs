@@ -81,15 +81,7 @@ async fn sync_converges_through_faults_without_duplicates() {
     );
 
     // The target holds each user exactly once, and the group all 30.
-    let get = |path: &str| -> Value {
-        let o = Command::new("curl")
-            .args(["-sf", "-H"])
-            .arg(format!("Authorization: Bearer {token}"))
-            .arg(format!("{}{path}", server.base_url()))
-            .output()
-            .unwrap();
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
+    let get = |path: &str| server.get(path);
     let all = get("/Users?count=1000");
     let names: Vec<&str> = all["Resources"]
         .as_array()
@@ -355,7 +347,7 @@ async fn a_revoked_token_stops_the_cycle_and_quarantines_the_connection() {
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["failures"], 0, "{s}");
     assert_eq!(s["waiting"], 0, "{s}");
-    let all = target_users(&server, &token);
+    let all = server.get("/Users?count=1000");
     assert_eq!(
         all["totalResults"], USERS,
         "every user is in the target once"
@@ -396,7 +388,7 @@ async fn a_create_answered_with_an_unreadable_body_is_matched_again_not_duplicat
         .filter(|r| r.method == "POST")
         .count();
     assert!(garbled >= USERS, "every user was posted: {garbled}");
-    let all = target_users(&server, &token);
+    let all = server.get("/Users?count=1000");
     let names: BTreeSet<&str> = all["Resources"]
         .as_array()
         .unwrap()
@@ -432,17 +424,6 @@ fn team_directory(dir: &std::path::Path, prefix: &str, n: usize) {
         .to_string(),
     )
     .unwrap();
-}
-
-/// Every user the SCIM server holds, read directly (not through the proxy).
-fn target_users(server: &scim_server::ScimServer, token: &str) -> Value {
-    let o = Command::new("curl")
-        .args(["-sf", "-H"])
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(format!("{}/Users?count=1000", server.base_url()))
-        .output()
-        .unwrap();
-    serde_json::from_slice(&o.stdout).unwrap()
 }
 
 /// Convergence (issue 10, part 2): 300 users in 3 groups (2,000 in 20 with
@@ -502,15 +483,7 @@ async fn users_converge_through_20_percent_mixed_faults_within_3_cycles() {
         "concurrency = 8\nescrow_max_interval_seconds = 1",
     );
     // Read the target directly (not through the proxy), page by page.
-    let get = |path: &str| -> Value {
-        let o = Command::new("curl")
-            .args(["-sf", "-H"])
-            .arg(format!("Authorization: Bearer {token}"))
-            .arg(format!("{}{path}", server.base_url()))
-            .output()
-            .unwrap();
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
+    let get = |path: &str| server.get(path);
     let all = |resource: &str| -> Vec<Value> {
         let mut out = Vec::new();
         loop {

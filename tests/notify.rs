@@ -308,15 +308,7 @@ fn quarantine_notifies_once_across_restarts() {
 }
 
 fn server_users(server: &scim_server::ScimServer) -> u64 {
-    let o = std::process::Command::new("curl")
-        .args(["-sf", "-H"])
-        .arg(format!("Authorization: Bearer {}", server.token))
-        .arg(format!("{}/Users", server.base_url()))
-        .output()
-        .unwrap();
-    serde_json::from_slice::<Value>(&o.stdout)
-        .map(|v| v["totalResults"].as_u64().unwrap_or(0))
-        .unwrap()
+    server.get("/Users")["totalResults"].as_u64().unwrap_or(0)
 }
 
 #[test]

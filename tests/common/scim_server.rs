@@ -23,6 +23,18 @@ impl ScimServer {
     pub fn origin(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+    /// GET `path` (under the base URL) directly, with the server's token —
+    /// not through any proxy a test put in front — as JSON.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let o = Command::new("curl")
+            .args(["-sf", "-H"])
+            .arg(format!("Authorization: Bearer {}", self.token))
+            .arg(format!("{}{path}", self.base_url()))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("GET {path} from scim2-server: {e}"))
+    }
 }
 
 impl Drop for ScimServer {
