@@ -144,14 +144,8 @@ fn wait_for_lease(store: &Path) -> provisio::store::Lease {
     found.unwrap()
 }
 
-fn user_names(server: &scim_server::ScimServer, token: &str) -> Vec<String> {
-    let o = Command::new("curl")
-        .args(["-sf", "-H"])
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(format!("{}/Users?count=1000", server.base_url()))
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+fn user_names(server: &scim_server::ScimServer) -> Vec<String> {
+    let v = server.get("/Users?count=1000");
     v["Resources"]
         .as_array()
         .map(|a| {
@@ -244,7 +238,7 @@ async fn a_second_process_is_refused_while_a_sync_holds_the_connection() {
         posts, USERS,
         "one create per user, none from the refused process"
     );
-    let names = user_names(&server, &token);
+    let names = user_names(&server);
     let unique: BTreeSet<&String> = names.iter().collect();
     assert_eq!((names.len(), unique.len()), (USERS, USERS), "{names:?}");
     // Released at the end: the next sync gets it at once.
@@ -301,7 +295,7 @@ async fn a_killed_syncs_lease_is_taken_over_and_its_intents_resumed() {
         started.elapsed() < provisio::store::LEASE_TTL,
         "no wait for the expiry"
     );
-    let names = user_names(&server, &token);
+    let names = user_names(&server);
     let unique: BTreeSet<&String> = names.iter().collect();
     assert_eq!((names.len(), unique.len()), (USERS, USERS), "{names:?}");
     let s = provisio::store::Store::open(&store).unwrap();
@@ -309,9 +303,14 @@ async fn a_killed_syncs_lease_is_taken_over_and_its_intents_resumed() {
     assert!(s.lease("t").unwrap().is_none(), "released");
 }
 
-/// `curl` the admin API: (status, body).
-fn api(port: u16, method: &str, path: &str) -> (u16, String) {
-    let o = Command::new("curl")
+/// `curl` the admin API with an optional JSON body: (status, body).
+fn api(port: u16, method: &str, path: &str, json: Option<Value>) -> (u16, String) {
+    let mut c = Command::new("curl");
+    if let Some(b) = json {
+        c.args(["-H", "Content-Type: application/json", "--data"])
+            .arg(b.to_string());
+    }
+    let o = c
         .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H"])
         .arg(format!("Authorization: Bearer {ADMIN}"))
         .arg(format!("http://127.0.0.1:{port}{path}"))
@@ -357,13 +356,18 @@ async fn the_service_and_a_sync_process_never_write_at_once() {
         .spawn()
         .unwrap();
     common::wait_for("the admin API", Duration::from_secs(30), || {
-        api(port, "GET", "/v1/connections").0 == 200
+        api(port, "GET", "/v1/connections", None).0 == 200
     });
-    for (path, what) in [
-        ("/v1/connections/t/restart", "restart"),
-        ("/v1/connections/t/staged/allow", "staged allow"),
+    for (path, what, json) in [
+        ("/v1/connections/t/restart", "restart", None),
+        ("/v1/connections/t/staged/allow", "staged allow", None),
+        (
+            "/v1/connections/t/provision",
+            "provision on demand",
+            Some(json!({"kind": "user", "id": "l01"})),
+        ),
     ] {
-        let (code, body) = api(port, "POST", path);
+        let (code, body) = api(port, "POST", path, json);
         assert_eq!(code, 409, "{what} while a sync holds the lease: {body}");
         assert!(
             body.contains("being worked on by `provisio sync`")
@@ -420,7 +424,7 @@ async fn the_service_and_a_sync_process_never_write_at_once() {
     );
     let _ = service.kill();
     let _ = service.wait();
-    let names = user_names(&server, &token);
+    let names = user_names(&server);
     let unique: BTreeSet<&String> = names.iter().collect();
     assert_eq!((names.len(), unique.len()), (USERS, USERS), "{names:?}");
     let posts = proxy

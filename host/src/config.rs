@@ -1491,6 +1491,39 @@ limits = {{ memory_mb = 32 }}
     }
 
     #[test]
+    fn escrow_max_interval_defaults_to_a_day_and_takes_zero() {
+        let c = parse(&good()).unwrap();
+        assert_eq!(
+            c.connection("demo").unwrap().escrow_max_interval,
+            crate::store::ESCROW_MAX_BACKOFF
+        );
+        let with = |v: &str| {
+            good().replace(
+                "limits = { memory_mb = 32 }",
+                &format!("limits = {{ memory_mb = 32 }}\nescrow_max_interval_seconds = {v}"),
+            )
+        };
+        let c = parse(&with("0")).unwrap();
+        assert_eq!(
+            c.connection("demo").unwrap().escrow_max_interval,
+            Duration::ZERO
+        );
+        let c = parse(&with("90.5")).unwrap();
+        assert_eq!(
+            c.connection("demo").unwrap().escrow_max_interval,
+            Duration::from_secs_f64(90.5)
+        );
+        for bad in ["-1", "nan", "inf"] {
+            let e = parse(&with(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("connections.demo.escrow_max_interval_seconds")
+                    && e.contains("0 or more"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn long_grants_confirm_placements() {
         let text = good().replace(
             r#"secrets = { token = "tok" }"#,
