@@ -1,6 +1,6 @@
 //! Notifications: tell operators when a cycle fails, when a connection enters
-//! or leaves quarantine, and when the deletion guard holds disables/deletes
-//! for review.
+//! or leaves quarantine, when the deletion guard holds disables/deletes for
+//! review, and when objects still wait in escrow after a cycle.
 //!
 //! How the parts fit:
 //! - The scheduler ([`crate::scheduler`]) builds one [`Notifier`] from the
