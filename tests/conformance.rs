@@ -198,6 +198,27 @@ fn zenya_against_its_emulator() {
     expect(&report, Status::Passed, &["group-lifecycle"]);
 }
 
+/// The generic SCIM connector against the emulator's plain RFC 7644
+/// profile, which checks RFC 7643 types where scim2-server coerces them.
+#[test]
+fn scim_against_the_type_strict_emulator() {
+    let token = format!("conf-scim-strict-{}-tok", std::process::id());
+    let emu = scim_profiles::start(scim_profiles::Profile::Generic, &token);
+    let report = conformance(
+        Target {
+            plugin: "provisio_plugin_scim",
+            origin: &emu.origin,
+            settings: &[("base_url", &emu.url)],
+            secrets: &[("token", &token)],
+            requests_per_second: None,
+        },
+        Options::default(),
+    );
+    report.assert_passed();
+    expect(&report, Status::Passed, ALL_USER_CHECKS);
+    expect(&report, Status::Passed, &["group-lifecycle"]);
+}
+
 #[test]
 fn rfpio_and_zenya_against_scim2_server() {
     let token = format!("conf-apps-{}-tok", std::process::id());

@@ -2,7 +2,9 @@
 //! run by the `provisio` binary against the vendor emulator
 //! (tests/emulators/scim_profiles.rs), quirks included, and against the
 //! independent scim2-server; a `provisio sync` of a small directory for each,
-//! asserting the emulator's final contents exactly.
+//! asserting the emulator's final contents exactly. The emulator checks
+//! RFC 7643 types (scim2-server coerces them), and the generic SCIM
+//! connector (plugins/scim) syncs against its plain profile too.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -153,6 +155,11 @@ fn rfpio_every_operation_and_quirk_against_the_emulator() {
     );
     assert_eq!(stored["name"]["givenName"], "Ada");
     assert_eq!(stored["roles"][0]["value"], "Admin");
+    assert_eq!(
+        stored["roles"][0]["primary"],
+        json!(true),
+        "`roles[primary eq \"True\"]` creates a boolean primary (RFC 7643)"
+    );
 
     // userName must be an email and equal the email.
     let err = env.fails(&[
@@ -458,6 +465,33 @@ fn write(env: &Env, dir: &Value) {
     std::fs::write(&env.directory, serde_json::to_string_pretty(dir).unwrap()).unwrap();
 }
 
+/// Each group's display name and the userNames of its members.
+fn group_member_names(emu: &scim_profiles::Emulator) -> BTreeMap<String, BTreeSet<String>> {
+    let users = emu.users();
+    emu.groups()
+        .iter()
+        .map(|g| {
+            let members = g["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    by_id(&users, m["value"].as_str().unwrap())["userName"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            (g["displayName"].as_str().unwrap().to_string(), members)
+        })
+        .collect()
+}
+
+/// The userNames of the directory's users `range`.
+fn user_names(range: std::ops::RangeInclusive<u32>) -> BTreeSet<String> {
+    range.map(|i| format!("user{i:02}@example.com")).collect()
+}
+
 fn users_state(emu: &scim_profiles::Emulator) -> BTreeMap<String, (bool, String)> {
     emu.users()
         .iter()
@@ -526,29 +560,8 @@ fn zenya_sync_of_a_small_directory() {
     env.sync();
     let mut expected = expected_users(1..=18);
     assert_eq!(users_state(&emu), expected);
-    let names = |emu: &scim_profiles::Emulator| -> BTreeMap<String, BTreeSet<String>> {
-        let users = emu.users();
-        emu.groups()
-            .iter()
-            .map(|g| {
-                let members = g["members"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|m| {
-                        by_id(&users, m["value"].as_str().unwrap())["userName"]
-                            .as_str()
-                            .unwrap()
-                            .to_string()
-                    })
-                    .collect();
-                (g["displayName"].as_str().unwrap().to_string(), members)
-            })
-            .collect()
-    };
-    let set = |r: std::ops::RangeInclusive<u32>| -> BTreeSet<String> {
-        r.map(|i| format!("user{i:02}@example.com")).collect()
-    };
+    let names = group_member_names;
+    let set = user_names;
     let mut groups = BTreeMap::from([
         ("Sales".to_string(), set(1..=10)),
         ("Support".to_string(), set(8..=15)),
@@ -772,3 +785,107 @@ fn inspect_shows_each_manifest() {
         }
     }
 }
+
+/// POST `body` to `path` under the emulator's base URL with its token; the
+/// status and the body.
+fn post_raw(emu: &scim_profiles::Emulator, path: &str, body: &str) -> (u16, String) {
+    let o = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", "-H"])
+        .arg(format!("Authorization: Bearer {}", emu.token))
+        .args([
+            "-H",
+            "Content-Type: application/scim+json",
+            "--data-binary",
+            body,
+        ])
+        .arg(format!("{}{path}", emu.url))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn scim_connector_sync_against_the_type_strict_emulator() {
+    let token = format!("scim-strict-{}-w4", std::process::id());
+    let emu = scim_profiles::start(Profile::Generic, &token);
+    // The profile refuses what scim2-server silently coerces.
+    for (body, wanted) in [
+        (
+            r#"{"userName":"a","active":"True"}"#,
+            "Attribute 'active' expected value type 'boolean' but found type 'string'",
+        ),
+        (
+            r#"{"userName":"b","roles":[{"primary":"True","value":"Admin"}]}"#,
+            "Attribute 'primary' expected value type 'boolean' but found type 'string'",
+        ),
+        (
+            r#"{"userName":"c","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"employeeNumber":42}}"#,
+            "Attribute 'employeeNumber' expected value type 'string' but found type 'integer'",
+        ),
+        (
+            r#"{"userName":"d","emails":{"value":"d@x"}}"#,
+            "Attribute 'emails' is multi-valued",
+        ),
+    ] {
+        let (status, answer) = post_raw(&emu, "/Users", body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer.contains(wanted), "{body}: {answer}");
+    }
+    assert!(emu.users().is_empty());
+
+    let settings = format!(r#"base_url = "{}""#, emu.url);
+    let mut env = env("scim", &emu.origin, &settings, &token);
+    let mut dir = directory(true);
+    // Directories export employeeId as a number; employeeNumber is a string.
+    dir["users"][0]["employeeId"] = json!(1001);
+    dir["users"][1]["manager"] = json!("u01");
+    write(&env, &dir);
+    env.sync();
+    let mut expected = expected_users(1..=18);
+    assert_eq!(users_state(&emu), expected, "{}", env.transcript);
+    let users = emu.users();
+    let user = |name: &str| {
+        users
+            .iter()
+            .find(|u| u["userName"] == name)
+            .unwrap()
+            .clone()
+    };
+    let u1 = user("user01@example.com");
+    assert_eq!(u1[ENTERPRISE]["employeeNumber"], json!("1001"));
+    assert_eq!(
+        u1["emails"],
+        json!([{"type": "work", "value": "user01@example.com", "primary": true}])
+    );
+    let u2 = user("user02@example.com");
+    assert_eq!(u2[ENTERPRISE]["manager"]["value"], u1["id"]);
+    let members =
+        |emu: &scim_profiles::Emulator, group: &str| group_member_names(emu).remove(group).unwrap();
+    let set = user_names;
+    assert_eq!(members(&emu, "Sales"), set(1..=10));
+    assert_eq!(members(&emu, "Support"), set(8..=15));
+
+    // A disable and a membership removal go through PATCH, typed too.
+    dir["users"][2]["accountEnabled"] = json!(false);
+    dir["groups"][1]["members"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m != "u09");
+    write(&env, &dir);
+    env.sync();
+    expected.insert("user03@example.com".into(), (false, "User 03".into()));
+    assert_eq!(users_state(&emu), expected);
+    let mut support = set(8..=15);
+    support.remove("user09@example.com");
+    assert_eq!(members(&emu, "Support"), support);
+    assert!(
+        emu.requests()
+            .iter()
+            .any(|r| r.starts_with("PATCH /scim/v2/Users/")),
+        "the disable was a PATCH"
+    );
+}
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";

@@ -1,6 +1,7 @@
 //! An in-memory SCIM 2.0 server emulating two vendors' SCIM APIs, quirks
 //! included, for the RFPIO and Zenya connectors' end-to-end tests
-//! (facts: `vendor-apis.md`, sections RFPIO and Zenya; seeds 002 and 004).
+//! (facts: `vendor-apis.md`, sections RFPIO and Zenya; seeds 002 and 004),
+//! and a plain RFC 7644 profile for the generic SCIM connector.
 //!
 //! Profiles:
 //! - **RFPIO**: base `/rfpserver/scim/v2`; `/Users` only (`/Groups` → 501);
@@ -14,7 +15,20 @@
 //!   userName → 409 "User with given login_code already exists"; missing
 //!   user → 404 "User not found"; PATCH accepts the standard PatchOp and also
 //!   lowercase `operations` without `schemas`.
-//! - Both: bearer token check (401), a switchable fault answering 429 with
+//! - **Generic**: base `/scim/v2`, `/Users` and `/Groups`; filters `eq` on
+//!   `userName`, `displayName`, `externalId`, `id`, `emails.value`; unique
+//!   userName / group displayName (409); standard PatchOp, answered 200.
+//! - **Types, every profile**: the known attributes of the core User and
+//!   Group schemas and the enterprise extension must have their RFC 7643
+//!   type, in a create and in the result of a PATCH: a string where a
+//!   boolean belongs (`"active": "True"`, `{"primary": "True"}`), a number
+//!   where a string or reference belongs, or a single value for a
+//!   multi-valued attribute is `400 invalidValue` "Attribute 'primary'
+//!   expected value type 'boolean' but found type 'string'" (the wording of
+//!   scim2-models). A PATCH path filter comparing `primary` with a string
+//!   (`roles[primary eq "True"]`) is refused the same way. scim2-server
+//!   coerces such values silently, which is why this profile exists.
+//! - All: bearer token check (401), a switchable fault answering 429 with
 //!   `Retry-After: 1`, `startIndex`/`count` paging in creation order.
 //!
 //! UNKNOWN facts and the choices made here:
@@ -60,6 +74,9 @@ pub enum Profile {
     Rfpio,
     /// Zenya: `/scim/users`, `/scim/groups`.
     Zenya,
+    /// A plain RFC 7644 service provider (for the generic SCIM connector):
+    /// `/scim/v2/Users`, `/scim/v2/Groups`.
+    Generic,
 }
 
 impl Profile {
@@ -67,17 +84,18 @@ impl Profile {
         match self {
             Profile::Rfpio => "/rfpserver/scim/v2",
             Profile::Zenya => "/scim",
+            Profile::Generic => "/scim/v2",
         }
     }
     fn users(self) -> &'static str {
         match self {
-            Profile::Rfpio => "/Users",
+            Profile::Rfpio | Profile::Generic => "/Users",
             Profile::Zenya => "/users",
         }
     }
     fn groups(self) -> &'static str {
         match self {
-            Profile::Rfpio => "/Groups",
+            Profile::Rfpio | Profile::Generic => "/Groups",
             Profile::Zenya => "/groups",
         }
     }
@@ -293,15 +311,171 @@ fn parse_filter(filter: &str) -> Option<(String, String)> {
     Some((attr.to_string(), out))
 }
 
-fn normalise_active(resource: &mut Value) {
-    if let Some(a) = resource.get("active").cloned() {
-        let b = match a {
-            Value::Bool(b) => b,
-            Value::String(s) => !s.eq_ignore_ascii_case("false"),
-            _ => true,
-        };
-        resource["active"] = json!(b);
+/// An attribute type of RFC 7643 §2.3, as far as the emulator checks it.
+#[derive(Clone, Copy)]
+enum Ty {
+    Str,
+    Bool,
+    /// A URI: a JSON string.
+    Ref,
+    /// Sub-attributes; unknown ones are not checked.
+    Complex(&'static [(&'static str, Ty)]),
+}
+
+/// The sub-attributes of every multi-valued attribute (RFC 7643 §2.4).
+const MULTI: &[(&str, Ty)] = &[
+    ("value", Ty::Str),
+    ("display", Ty::Str),
+    ("type", Ty::Str),
+    ("primary", Ty::Bool),
+    ("$ref", Ty::Ref),
+];
+const PHOTO: &[(&str, Ty)] = &[
+    ("value", Ty::Ref),
+    ("display", Ty::Str),
+    ("type", Ty::Str),
+    ("primary", Ty::Bool),
+];
+const NAME: &[(&str, Ty)] = &[
+    ("formatted", Ty::Str),
+    ("familyName", Ty::Str),
+    ("givenName", Ty::Str),
+    ("middleName", Ty::Str),
+    ("honorificPrefix", Ty::Str),
+    ("honorificSuffix", Ty::Str),
+];
+const ADDRESS: &[(&str, Ty)] = &[
+    ("formatted", Ty::Str),
+    ("streetAddress", Ty::Str),
+    ("locality", Ty::Str),
+    ("region", Ty::Str),
+    ("postalCode", Ty::Str),
+    ("country", Ty::Str),
+    ("type", Ty::Str),
+    ("primary", Ty::Bool),
+];
+const MANAGER: &[(&str, Ty)] = &[
+    ("value", Ty::Str),
+    ("$ref", Ty::Ref),
+    ("displayName", Ty::Str),
+];
+/// Core User and Group attributes: (name, type, multi-valued).
+const CORE: &[(&str, Ty, bool)] = &[
+    ("externalId", Ty::Str, false),
+    ("userName", Ty::Str, false),
+    ("name", Ty::Complex(NAME), false),
+    ("displayName", Ty::Str, false),
+    ("nickName", Ty::Str, false),
+    ("profileUrl", Ty::Ref, false),
+    ("title", Ty::Str, false),
+    ("userType", Ty::Str, false),
+    ("preferredLanguage", Ty::Str, false),
+    ("locale", Ty::Str, false),
+    ("timezone", Ty::Str, false),
+    ("active", Ty::Bool, false),
+    ("password", Ty::Str, false),
+    ("emails", Ty::Complex(MULTI), true),
+    ("phoneNumbers", Ty::Complex(MULTI), true),
+    ("ims", Ty::Complex(MULTI), true),
+    ("photos", Ty::Complex(PHOTO), true),
+    ("addresses", Ty::Complex(ADDRESS), true),
+    ("groups", Ty::Complex(MULTI), true),
+    ("entitlements", Ty::Complex(MULTI), true),
+    ("roles", Ty::Complex(MULTI), true),
+    ("x509Certificates", Ty::Complex(MULTI), true),
+    ("members", Ty::Complex(MULTI), true),
+];
+const ENTERPRISE_ATTRS: &[(&str, Ty)] = &[
+    ("employeeNumber", Ty::Str),
+    ("costCenter", Ty::Str),
+    ("organization", Ty::Str),
+    ("division", Ty::Str),
+    ("department", Ty::Str),
+    ("manager", Ty::Complex(MANAGER)),
+];
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "decimal",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "complex",
     }
+}
+
+fn mismatch(name: &str, expected: &str, v: &Value) -> String {
+    format!(
+        "Attribute '{name}' expected value type '{expected}' but found type '{}'",
+        json_type(v)
+    )
+}
+
+fn check_value(name: &str, ty: Ty, v: &Value) -> Result<(), String> {
+    match (ty, v) {
+        (_, Value::Null) | (Ty::Str | Ty::Ref, Value::String(_)) | (Ty::Bool, Value::Bool(_)) => {
+            Ok(())
+        }
+        (Ty::Complex(subs), Value::Object(map)) => check_object(map, subs),
+        (Ty::Str, _) => Err(mismatch(name, "string", v)),
+        (Ty::Ref, _) => Err(mismatch(name, "reference", v)),
+        (Ty::Bool, _) => Err(mismatch(name, "boolean", v)),
+        (Ty::Complex(_), _) => Err(mismatch(name, "complex", v)),
+    }
+}
+
+fn check_object(map: &Map<String, Value>, attrs: &[(&str, Ty)]) -> Result<(), String> {
+    for (key, v) in map {
+        if let Some((name, ty)) = attrs.iter().find(|(n, _)| n.eq_ignore_ascii_case(key)) {
+            check_value(name, *ty, v)?;
+        }
+    }
+    Ok(())
+}
+
+/// Check a resource's known attributes against their RFC 7643 types, as a
+/// type-checking service provider does (`400 invalidValue`): a string where
+/// a boolean belongs (`"active": "True"`, `{"primary": "True"}`), a number
+/// where a string or reference belongs, a single value for a multi-valued
+/// attribute. Attributes it does not know are not checked.
+fn check_types(resource: &Value) -> Result<(), String> {
+    let Some(obj) = resource.as_object() else {
+        return Err("the resource is not a JSON object".into());
+    };
+    for (key, v) in obj {
+        if key.eq_ignore_ascii_case(ENTERPRISE) {
+            match v.as_object() {
+                Some(ext) => check_object(ext, ENTERPRISE_ATTRS)?,
+                None => return Err(mismatch(ENTERPRISE, "complex", v)),
+            }
+            continue;
+        }
+        let Some((name, ty, multi)) = CORE.iter().find(|(n, ..)| n.eq_ignore_ascii_case(key))
+        else {
+            continue;
+        };
+        if *multi {
+            match v {
+                Value::Null => {}
+                Value::Array(items) => {
+                    for item in items {
+                        check_value(name, *ty, item)?;
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "Attribute '{name}' is multi-valued but found type '{}'",
+                        json_type(other)
+                    ));
+                }
+            }
+        } else {
+            check_value(name, *ty, v)?;
+        }
+    }
+    Ok(())
 }
 
 fn work_email(user: &Value) -> Option<String> {
@@ -343,6 +517,8 @@ impl Emu<'_> {
                 Some("uniqueness"),
                 "Group with given name already exists",
             ),
+            (Profile::Generic, "user") => error(409, Some("uniqueness"), "userName is taken"),
+            (Profile::Generic, _) => error(409, Some("uniqueness"), "displayName is taken"),
             _ => error(
                 409,
                 Some("uniqueness"),
@@ -384,7 +560,10 @@ impl Emu<'_> {
             let allowed = match (self.profile, kind) {
                 (Profile::Zenya, "user") => attr == "userName",
                 (Profile::Zenya, _) => attr == "displayName",
-                (Profile::Rfpio, _) => [
+                (Profile::Generic, "group") => {
+                    ["displayName", "externalId", "id"].contains(&attr.as_str())
+                }
+                (Profile::Rfpio | Profile::Generic, _) => [
                     "userName",
                     "externalId",
                     "id",
@@ -498,12 +677,14 @@ impl Emu<'_> {
         obj.remove("meta");
         if kind == "user" {
             obj.entry("active").or_insert(json!(true));
-            normalise_active(&mut body);
             if let Err(r) = self.validate_user(&mut body) {
                 return *r;
             }
         } else if text(&body, "displayName").trim().is_empty() {
             return error(400, Some("invalidValue"), "displayName is required");
+        }
+        if let Err(detail) = check_types(&body) {
+            return error(400, Some("invalidValue"), &detail);
         }
         if self.duplicate(kind, text(&body, Self::key(kind)), None) {
             return self.conflict(kind);
@@ -548,7 +729,7 @@ impl Emu<'_> {
             .as_array()
             .is_some_and(|a| a.iter().any(|s| s == PATCH_SCHEMA));
         let ops = match (self.profile, body.get("Operations"), body.get("operations")) {
-            (Profile::Rfpio, Some(ops), _) if has_schema => ops.clone(),
+            (Profile::Rfpio | Profile::Generic, Some(ops), _) if has_schema => ops.clone(),
             (Profile::Zenya, Some(ops), _) | (Profile::Zenya, None, Some(ops)) => ops.clone(),
             _ => {
                 return error(
@@ -570,7 +751,9 @@ impl Emu<'_> {
                 return error(400, Some("invalidValue"), &detail);
             }
         }
-        normalise_active(&mut res);
+        if let Err(detail) = check_types(&res) {
+            return error(400, Some("invalidValue"), &detail);
+        }
         if kind == "user" {
             let (old, new) = (text(&before, "userName"), text(&res, "userName"));
             if self.profile == Profile::Rfpio {
@@ -603,18 +786,31 @@ impl Emu<'_> {
         }
         self.store(kind)[i] = res.clone();
         match self.profile {
-            Profile::Rfpio => scim(200, res),
+            Profile::Rfpio | Profile::Generic => scim(200, res),
             Profile::Zenya => StatusCode::NO_CONTENT.into_response(),
         }
     }
 }
 
-/// `attr[key eq "v"].sub` → (attr, key, v, sub).
-fn split_filtered(path: &str) -> Option<(String, String, String, Option<String>)> {
+/// `attr[key eq "v"].sub` → (attr, key, v, sub); the literal may also be
+/// `true`, `false` or a number (RFC 7644 §3.4.2.2), kept typed.
+fn split_filtered(path: &str) -> Option<(String, String, Value, Option<String>)> {
     let open = path.find('[')?;
     let close = path.rfind(']')?;
     let attr = path[..open].to_string();
-    let (key, value) = parse_filter(&path[open + 1..close])?;
+    let inner = &path[open + 1..close];
+    let (key, value) = match parse_filter(inner) {
+        Some((key, value)) => (key, Value::String(value)),
+        None => {
+            let (key, rest) = inner.trim().split_once(' ')?;
+            let literal = rest.trim_start().strip_prefix("eq ")?.trim();
+            let value: Value = serde_json::from_str(literal).ok()?;
+            if !(value.is_boolean() || value.is_number()) {
+                return None;
+            }
+            (key.to_string(), value)
+        }
+    };
     let sub = path[close + 1..].strip_prefix('.').map(str::to_string);
     Some((attr, key, value, sub))
 }
@@ -649,11 +845,17 @@ fn apply(
         (_, Some(p)) if p.contains('[') => {
             let (attr, key, want, sub) =
                 split_filtered(p).ok_or_else(|| format!("bad path {p}"))?;
+            if key.eq_ignore_ascii_case("primary") && !want.is_boolean() {
+                return Err(format!(
+                    "invalid filter in path '{p}': attribute 'primary' is boolean, \
+                     compare it with true or false"
+                ));
+            }
             let matches = |e: &Value| {
-                e.get(&key).is_some_and(|x| match x {
-                    Value::String(s) if key == "value" => s == &want,
-                    Value::String(s) => s.eq_ignore_ascii_case(&want),
-                    other => other.to_string().eq_ignore_ascii_case(&want),
+                e.get(&key).is_some_and(|x| match (x, &want) {
+                    (Value::String(s), Value::String(w)) if key == "value" => s == w,
+                    (Value::String(s), Value::String(w)) => s.eq_ignore_ascii_case(w),
+                    (a, b) => a == b,
                 })
             };
             let arr = obj.entry(attr.clone()).or_insert_with(|| json!([]));
@@ -676,7 +878,7 @@ fn apply(
                         e[sub.as_str()] = value;
                     } else {
                         let mut e = Map::new();
-                        e.insert(key.clone(), json!(want));
+                        e.insert(key.clone(), want.clone());
                         e.insert(sub, value);
                         arr.push(Value::Object(e));
                     }

@@ -15,6 +15,9 @@
 //! - [`endpoint::Endpoint`]: a service provider's URLs and the requests a
 //!   SCIM connector sends (find, get, create, patch, list, update with the
 //!   `noTarget` fallback), shared by the vendor connectors.
+//! - [`SchemaType`], [`AttrPath::schema_type`], [`coerce`]: the RFC 7643
+//!   type of a core or enterprise attribute, so that values (and value
+//!   filters such as `roles[primary eq "True"]`) are sent with their type.
 
 pub mod endpoint;
 mod filter;
@@ -22,6 +25,7 @@ mod list;
 mod patch;
 mod path;
 mod resource;
+mod schema;
 
 pub use endpoint::Endpoint;
 pub use filter::{CompareOp, Filter, quote};
@@ -32,6 +36,7 @@ pub use resource::{
     apply_attributes, attributes_from_resource, has_value_filter, merged_patch,
     object_from_resource, patch_from_changes, resource_from_attributes, value_to_json,
 };
+pub use schema::{SchemaType, coerce, sub_attribute_type};
 
 use crate::ObjectKind;
 

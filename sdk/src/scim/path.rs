@@ -17,12 +17,18 @@ pub struct ValueFilter {
 
 impl ValueFilter {
     /// Whether a multi-valued element matches (strings compare
-    /// case-insensitively, as `type` is not case-exact in SCIM).
+    /// case-insensitively, as `type` is not case-exact in SCIM; a boolean
+    /// matches its text too).
     pub fn matches(&self, element: &serde_json::Value) -> bool {
         match (element.get(&self.attribute), &self.value) {
             (Some(serde_json::Value::String(a)), serde_json::Value::String(b)) => {
                 a.eq_ignore_ascii_case(b)
             }
+            // A server that stores `primary` as the text "True" still holds
+            // the element `[primary eq true]` selects.
+            (Some(serde_json::Value::String(a)), serde_json::Value::Bool(b)) => a
+                .trim()
+                .eq_ignore_ascii_case(if *b { "true" } else { "false" }),
             (Some(a), b) => a == b,
             (None, _) => false,
         }
@@ -104,6 +110,17 @@ impl AttrPath {
                 }
                 sub_attributes.push(sub.to_string());
             }
+        }
+        // The filter's value takes its sub-attribute's schema type:
+        // `roles[primary eq "True"]` selects (and creates) `{"primary": true}`.
+        let typed_schema = schema
+            .as_deref()
+            .is_none_or(|s| s.eq_ignore_ascii_case(super::ENTERPRISE_USER_SCHEMA));
+        if let Some(f) = filter.as_mut()
+            && typed_schema
+            && let Some(t) = super::schema::sub_attribute_type(attribute, &f.attribute)
+        {
+            f.value = super::schema::coerce(f.value.take(), t);
         }
         Ok(AttrPath {
             schema,
@@ -252,6 +269,29 @@ mod tests {
         assert_eq!(p.filter.unwrap().value, json!("a]\"b"));
         let p = AttrPath::parse(r#"emails[primary eq true].value"#).unwrap();
         assert_eq!(p.filter.unwrap().value, json!(true));
+    }
+
+    #[test]
+    fn filter_values_take_their_schema_type() {
+        // RFC 7643: `primary` is a boolean. The text of an Entra-style path
+        // selects and creates a boolean, and renders as a boolean literal.
+        let p = AttrPath::parse(r#"roles[primary eq "True"].value"#).unwrap();
+        let filter = p.filter.clone().unwrap();
+        assert_eq!(filter.value, json!(true));
+        assert_eq!(p.to_string(), "roles[primary eq true].value");
+        assert!(filter.matches(&json!({"primary": true, "value": "a"})));
+        assert!(filter.matches(&json!({"primary": "True", "value": "a"})));
+        assert!(!filter.matches(&json!({"primary": false, "value": "a"})));
+        assert!(!filter.matches(&json!({"primary": "no", "value": "a"})));
+        let p = AttrPath::parse(r#"addresses[primary eq "false"].locality"#).unwrap();
+        assert_eq!(p.filter.unwrap().value, json!(false));
+        // `type` is a string: a number in the filter becomes its text.
+        let p = AttrPath::parse("phoneNumbers[type eq 5].value").unwrap();
+        assert_eq!(p.filter.unwrap().value, json!("5"));
+        // An unknown extension keeps the literal as written.
+        let p =
+            AttrPath::parse(r#"urn:example:ext:1.0:User:roles[primary eq "True"].value"#).unwrap();
+        assert_eq!(p.filter.unwrap().value, json!("True"));
     }
 
     #[test]

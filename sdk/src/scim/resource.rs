@@ -28,48 +28,39 @@ use super::path::AttrPath;
 use crate::{Attribute, ConnectorError, ObjectKind, TargetObject, Value};
 
 /// The JSON for a flat attribute's value at `path`, with the SCIM
-/// conventions applied: `active`/`primary` text `"True"`/`"False"` become
-/// booleans, the enterprise `manager` id becomes `{"value": id}`, and the
-/// ids of `members`/`groups` become `[{"value": id}, ...]`. `null` (and a
-/// non-finite number) gives `Json::Null`.
+/// conventions applied: the value takes the schema type of a core or
+/// enterprise attribute where the conversion is exact ([`super::coerce`]:
+/// `active`/`primary` text `"True"`/`"False"` become booleans, a number for a
+/// string attribute such as `employeeNumber` becomes text), the enterprise
+/// `manager` id becomes `{"value": id}`, and the ids of `members`/`groups`
+/// become `[{"value": id}, ...]`. `null` (and a non-finite number) gives
+/// `Json::Null`.
 pub fn value_to_json(path: &AttrPath, value: &Value) -> Json {
-    match value {
-        Value::Null => Json::Null,
+    let json = match value {
+        Value::Null => return Json::Null,
         Value::Boolean(b) => Json::Bool(*b),
         Value::Integer(i) => Json::from(*i),
         Value::Number(n) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
-        Value::Text(s) => {
-            if path.is_enterprise_manager() {
-                return serde_json::json!({ "value": s });
-            }
-            if is_boolean_attribute(path)
-                && let Some(b) = parse_bool(s)
-            {
-                return Json::Bool(b);
-            }
-            Json::String(s.clone())
-        }
+        Value::Text(s) => Json::String(s.clone()),
         Value::TextList(items) => {
             if path.is_core_simple("members") || path.is_core_simple("groups") {
-                Json::Array(
+                return Json::Array(
                     items
                         .iter()
                         .map(|id| serde_json::json!({ "value": id }))
                         .collect(),
-                )
-            } else {
-                Json::Array(items.iter().cloned().map(Json::String).collect())
+                );
             }
+            Json::Array(items.iter().cloned().map(Json::String).collect())
         }
+    };
+    if path.is_enterprise_manager() && !json.is_array() && !json.is_null() {
+        return serde_json::json!({ "value": super::coerce(json, super::SchemaType::String) });
     }
-}
-
-fn is_boolean_attribute(path: &AttrPath) -> bool {
-    path.is_core_simple("active")
-        || path
-            .sub_attributes
-            .last()
-            .is_some_and(|s| s.eq_ignore_ascii_case("primary"))
+    match path.schema_type() {
+        Some(t) => super::coerce(json, t),
+        None => json,
+    }
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -791,6 +782,44 @@ mod tests {
         );
         assert_eq!(r[ENT], json!({}));
         assert!(apply_attributes(&mut json!([]), &[]).is_err());
+    }
+
+    #[test]
+    fn values_take_their_schema_type() {
+        let role = r#"roles[primary eq "True"].value"#;
+        let r = resource_from_attributes(
+            ObjectKind::User,
+            &[
+                a("userName", "u"),
+                a(role, "Admin"),
+                a(&format!("{ENT}:employeeNumber"), Value::Integer(42)),
+                a(&format!("{ENT}:manager"), Value::Integer(7)),
+                a("title", Value::Number(1.5)),
+                a(r#"emails[type eq "work"].primary"#, "False"),
+                a(r#"emails[type eq "work"].value"#, "u@x"),
+                a("urn:example:ext:1.0:User:level", "True"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r["roles"], json!([{"primary": true, "value": "Admin"}]));
+        assert_eq!(r[ENT]["employeeNumber"], json!("42"));
+        assert_eq!(r[ENT]["manager"], json!({"value": "7"}));
+        assert_eq!(r["title"], json!("1.5"));
+        assert_eq!(
+            r["emails"],
+            json!([{"type": "work", "primary": false, "value": "u@x"}])
+        );
+        assert_eq!(r["urn:example:ext:1.0:User"]["level"], json!("True"));
+        // The PATCH path is a valid SCIM filter comparing a boolean.
+        let patch = patch_from_changes(&[a(role, "User")]).unwrap();
+        assert_eq!(
+            patch.to_json()["Operations"][0]["path"],
+            json!("roles[primary eq true].value")
+        );
+        // Applied again, the existing element is found, not duplicated.
+        let mut again = r.clone();
+        apply_attributes(&mut again, &[a(role, "User")]).unwrap();
+        assert_eq!(again["roles"], json!([{"primary": true, "value": "User"}]));
     }
 
     #[test]
