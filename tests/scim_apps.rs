@@ -889,3 +889,78 @@ fn scim_connector_sync_against_the_type_strict_emulator() {
 }
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// The provisioning-log records of `source_id`, newest first, as JSON.
+fn logs_of(env: &mut Env, source_id: &str) -> Vec<Value> {
+    let out = env.ok(&["logs", "--user", source_id, "--format", "json"]);
+    out.as_array().unwrap().clone()
+}
+
+#[test]
+fn a_create_that_finds_the_object_already_there_is_logged_as_a_match() {
+    let token = format!("scim-match-{}-r8", std::process::id());
+    let emu = scim_profiles::start(Profile::Generic, &token);
+    // Already in the target: user01 with another display name and the same
+    // title; user02 with its userName in another case, behind a server whose
+    // filter compares case-sensitively.
+    for body in [
+        r#"{"userName":"user01@example.com","displayName":"Old Name","title":"Engineer","active":true}"#,
+        r#"{"userName":"User02@Example.COM","displayName":"User 02","title":"Engineer","active":true}"#,
+    ] {
+        let (status, answer) = post_raw(&emu, "/Users", body);
+        assert_eq!(status, 201, "{answer}");
+    }
+    emu.set_case_sensitive_filter(true);
+    let u1_id = emu.users()[0]["id"].as_str().unwrap().to_string();
+    let u2_id = emu.users()[1]["id"].as_str().unwrap().to_string();
+
+    let settings = format!(r#"base_url = "{}""#, emu.url);
+    let mut env = env("scim", &emu.origin, &settings, &token);
+    write(&env, &directory(true));
+    let summary = env.sync();
+    assert_eq!(summary["counts"]["user match success"], 2, "{summary}");
+    assert_eq!(summary["counts"]["user create success"], 16, "{summary}");
+    // Exactly the 18 assigned users: nothing created twice.
+    assert_eq!(emu.users().len(), 18);
+    let users = emu.users();
+    assert_eq!(by_id(&users, &u1_id)["displayName"], "User 01");
+
+    // user01: a match and an update of what differed, with the old value.
+    let log = &logs_of(&mut env, "u01")[0];
+    assert_eq!(log["action"], "match", "{log}");
+    assert_eq!(log["target_id"], u1_id.as_str());
+    let steps = log["steps"].to_string();
+    assert!(
+        steps.contains(&format!(
+            "matched existing user {u1_id} by userName; updated "
+        )),
+        "{steps}"
+    );
+    assert!(!steps.contains("created user"), "{steps}");
+    let modified = log["modified"].as_array().unwrap();
+    let display = modified
+        .iter()
+        .find(|m| m["name"] == "displayName")
+        .unwrap();
+    assert_eq!(display["old"], "Old Name");
+    assert_eq!(display["new"], "User 01");
+    assert!(
+        modified.iter().all(|m| m["name"] != "title"),
+        "an unchanged title is not sent: {modified:?}"
+    );
+
+    // user02: the 409 led to a lookup ignoring case, and it says so.
+    let log = &logs_of(&mut env, "u02")[0];
+    assert_eq!(log["action"], "match", "{log}");
+    assert_eq!(log["target_id"], u2_id.as_str());
+    let steps = log["steps"].to_string();
+    assert!(steps.contains("refused as a conflict"), "{steps}");
+    assert!(
+        steps.contains("no exact match for userName") && steps.contains("ignoring case"),
+        "{steps}"
+    );
+
+    // Linked: the next cycle sends nothing.
+    let again = env.sync();
+    assert_eq!(again["target_calls"], 0, "{again}");
+}

@@ -24,7 +24,7 @@
 //! worst moment for a crash.
 
 use crate::cycle::{MembershipPlan, Planned};
-use crate::model::{Attribute, ConnectorError, ObjectKind, Value};
+use crate::model::{Attribute, ConnectorError, ObjectKind, TargetObject, Value};
 use crate::reconcile::{self, Action, SourceState};
 use crate::runtime::{CallError, Connection};
 use crate::source::SourceIssue;
@@ -111,6 +111,40 @@ struct Record {
     /// write as the object's provisioning-log record, so that a crash never
     /// keeps one without the other.
     completion: Option<Completion>,
+    /// The action to log when it is not the planned one (a create that
+    /// matched an existing object is logged as [`LogAction::Match`]).
+    action: Option<LogAction>,
+}
+
+/// Pages (of [`CONFLICT_LIST_PAGE_SIZE`]) a create answered 409 lists at most
+/// to find the object ignoring case: 20,000 objects.
+const CONFLICT_LIST_PAGES: usize = 200;
+/// The page size of that listing.
+const CONFLICT_LIST_PAGE_SIZE: u32 = 100;
+
+/// Whether the value the target holds equals the value to send, allowing for
+/// the target's representation: a boolean or integer as text, a one-element
+/// list as its element, a list in another order.
+fn same_value(want: &Value, held: &Value) -> bool {
+    match (want, held) {
+        (a, b) if a == b => true,
+        (Value::Boolean(b), Value::Text(t)) | (Value::Text(t), Value::Boolean(b)) => t
+            .trim()
+            .eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+        (Value::Integer(i), Value::Text(t)) | (Value::Text(t), Value::Integer(i)) => {
+            t.trim() == i.to_string()
+        }
+        (Value::TextList(l), Value::Text(t)) | (Value::Text(t), Value::TextList(l)) => {
+            l.len() == 1 && l[0] == *t
+        }
+        (Value::TextList(a), Value::TextList(b)) => {
+            let (mut a, mut b) = (a.clone(), b.clone());
+            a.sort();
+            b.sort();
+            a == b
+        }
+        _ => false,
+    }
 }
 
 /// The store write that records a finished target write.
@@ -165,6 +199,7 @@ fn store_failure(
             error: Some(("StoreError".into(), e.to_string())),
             retry: None,
             completion: None,
+            action: None,
         },
     )
 }
@@ -622,7 +657,7 @@ impl<'a> Executor<'a> {
                 d.scope_reason.clone(),
             ),
         ];
-        let action_name = log_action(&p.action);
+        let mut action_name = log_action(&p.action);
         let (status, rec) = match &p.action {
             Action::None { .. } => return None,
             Action::Refresh { fingerprint } => {
@@ -653,6 +688,7 @@ impl<'a> Executor<'a> {
                     error: None,
                     retry: None,
                     completion: None,
+                    action: None,
                 };
                 (LogStatus::Skipped, rec)
             }
@@ -674,6 +710,7 @@ impl<'a> Executor<'a> {
                     error: failed.then(|| ("MappingError".to_string(), reason.clone())),
                     retry: None,
                     completion: None,
+                    action: None,
                 };
                 (
                     if failed {
@@ -689,6 +726,9 @@ impl<'a> Executor<'a> {
         };
         let mut status = status;
         let mut rec = rec;
+        if let Some(action) = rec.action {
+            action_name = action;
+        }
         if status == LogStatus::Failure
             && let Some((code, reason)) = &rec.error
         {
@@ -802,6 +842,7 @@ impl<'a> Executor<'a> {
                             error: None,
                             retry: None,
                             completion: None,
+                            action: None,
                         },
                     );
                 }
@@ -910,6 +951,7 @@ impl<'a> Executor<'a> {
                 error: Some((code, msg)),
                 retry: retry_hint(e),
                 completion: None,
+                action: None,
             },
         )
     }
@@ -942,7 +984,7 @@ impl<'a> Executor<'a> {
             }
         };
         // Match first.
-        let mut matched: Option<String> = None;
+        let mut matched: Option<(TargetObject, String)> = None;
         if d.matching.is_empty() {
             steps.push(step(
                 StepKind::Matching,
@@ -954,7 +996,8 @@ impl<'a> Executor<'a> {
             self.counted();
             match self.conn.find(d.kind, m.clone()).await {
                 Ok(found) if found.is_empty() => continue,
-                Ok(found) if found.len() == 1 => {
+                Ok(mut found) if found.len() == 1 => {
+                    let obj = found.remove(0);
                     steps.push(step(
                         StepKind::Matching,
                         LogStatus::Success,
@@ -962,34 +1005,15 @@ impl<'a> Executor<'a> {
                             "matched by {} = {}: target id {}",
                             m.name,
                             m.value.to_json(),
-                            found[0].id
+                            obj.id
                         ),
                     ));
-                    matched = Some(found[0].id.clone());
+                    matched = Some((obj, format!("by {}", m.name)));
                     break;
                 }
                 Ok(found) => {
                     self.abandon_intent(intent);
-                    let ids: Vec<String> = found.iter().map(|o| o.id.clone()).collect();
-                    let msg = format!(
-                        "{} target objects match {} = {}: {}; refusing to guess",
-                        found.len(),
-                        m.name,
-                        m.value.to_json(),
-                        ids.join(", ")
-                    );
-                    steps.push(step(StepKind::Matching, LogStatus::Failure, msg.clone()));
-                    return (
-                        LogStatus::Failure,
-                        Record {
-                            steps,
-                            modified: vec![],
-                            target_id: None,
-                            error: Some(("DuplicateTargetEntries".into(), msg)),
-                            retry: None,
-                            completion: None,
-                        },
-                    );
+                    return Self::duplicates(&found, m, steps);
                 }
                 Err(e) => {
                     self.abandon_intent(intent);
@@ -997,57 +1021,152 @@ impl<'a> Executor<'a> {
                 }
             }
         }
-        let target_id = match matched {
-            Some(id) => {
-                self.counted();
-                let sendable: Vec<Attribute> = attributes
-                    .iter()
-                    .filter(|a| !matches!(a.value, Value::Null))
-                    .cloned()
-                    .collect();
-                if let Err(e) = self.conn.update(d.kind, &id, sendable).await {
-                    self.abandon_intent(intent);
-                    return self.fail(&e, steps, StepKind::Export, Some(id));
-                }
-                crash_hook();
-                id
+        if matched.is_none() {
+            if !d.matching.is_empty() {
+                steps.push(step(
+                    StepKind::Matching,
+                    LogStatus::Success,
+                    "no match in the target",
+                ));
             }
-            None => {
-                if !d.matching.is_empty() {
+            self.counted();
+            match self.conn.create(d.kind, attributes.to_vec()).await {
+                Ok(o) => {
+                    crash_hook();
                     steps.push(step(
-                        StepKind::Matching,
+                        StepKind::Export,
                         LogStatus::Success,
-                        "no match in the target",
+                        format!("created {} {}", d.kind, o.id),
                     ));
+                    let modified = Self::modified(
+                        p,
+                        attributes
+                            .iter()
+                            .map(|a| (a.name.clone(), None, a.value.to_json())),
+                    );
+                    return self.linked(p, intent, &o.id, attributes, update_fp, steps, modified);
                 }
-                self.counted();
-                match self.conn.create(d.kind, attributes.to_vec()).await {
-                    Ok(o) => {
-                        crash_hook();
-                        o.id
-                    }
-                    Err(e) => {
-                        self.abandon_intent(intent);
-                        let unknown = outcome_unknown(&e);
-                        let (status, mut rec) = self.fail(&e, steps, StepKind::Export, None);
-                        if unknown {
-                            // The target may have created the object: the
-                            // retry matches first, so it links what was
-                            // created instead of creating it twice.
-                            if let Some((_, msg)) = &mut rec.error {
-                                msg.push_str(
-                                    "; the outcome of the create is unknown (its answer could \
-                                     not be read), so the object is matched again before any \
-                                     new create",
-                                );
-                            }
-                            rec.retry = Some(None);
+                Err(e) if matches!(e, CallError::Connector(ConnectorError::Conflict { .. })) => {
+                    match self.rematch_after_conflict(p, &e, &mut steps).await {
+                        Ok(found) => matched = Some(found),
+                        Err(failed) => {
+                            self.abandon_intent(intent);
+                            return failed;
                         }
-                        return (status, rec);
                     }
+                }
+                Err(e) => {
+                    self.abandon_intent(intent);
+                    let unknown = outcome_unknown(&e);
+                    let (status, mut rec) = self.fail(&e, steps, StepKind::Export, None);
+                    if unknown {
+                        // The target may have created the object: the
+                        // retry matches first, so it links what was
+                        // created instead of creating it twice.
+                        if let Some((_, msg)) = &mut rec.error {
+                            msg.push_str(
+                                "; the outcome of the create is unknown (its answer could \
+                                 not be read), so the object is matched again before any \
+                                 new create",
+                            );
+                        }
+                        rec.retry = Some(None);
+                    }
+                    return (status, rec);
                 }
             }
+        }
+        let Some((obj, how)) = matched else {
+            // Every path above either matched or returned.
+            self.abandon_intent(intent);
+            return store_failure(steps, None, &"internal: no target object after matching");
         };
+        // A matched object is updated, not created: only the attributes an
+        // update maps (and the lifecycle's `active`), and of those only the
+        // ones whose value differs from what the target holds.
+        let changes = Self::match_changes(&d.update, attributes, &obj);
+        if !changes.is_empty() {
+            self.counted();
+            let sendable = changes.iter().map(|(a, _)| a.clone()).collect();
+            if let Err(e) = self.conn.update(d.kind, &obj.id, sendable).await {
+                self.abandon_intent(intent);
+                return self.fail(&e, steps, StepKind::Export, Some(obj.id.clone()));
+            }
+            crash_hook();
+        }
+        let names: Vec<&str> = changes.iter().map(|(a, _)| a.name.as_str()).collect();
+        steps.push(step(
+            StepKind::Export,
+            LogStatus::Success,
+            if changes.is_empty() {
+                format!(
+                    "matched existing {} {} {how}; its attributes already match, nothing sent",
+                    d.kind, obj.id
+                )
+            } else {
+                format!(
+                    "matched existing {} {} {how}; updated {} attribute{} ({})",
+                    d.kind,
+                    obj.id,
+                    changes.len(),
+                    if changes.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                )
+            },
+        ));
+        let modified = Self::modified(
+            p,
+            changes
+                .iter()
+                .map(|(a, old)| (a.name.clone(), old.clone(), a.value.to_json())),
+        );
+        let (status, mut rec) =
+            self.linked(p, intent, &obj.id, attributes, update_fp, steps, modified);
+        rec.action = Some(LogAction::Match);
+        (status, rec)
+    }
+
+    /// The record of a create whose matching attribute found several
+    /// target objects: an error, never a guess.
+    fn duplicates(found: &[TargetObject], m: &Attribute, steps: Vec<Step>) -> (LogStatus, Record) {
+        let mut steps = steps;
+        let ids: Vec<String> = found.iter().map(|o| o.id.clone()).collect();
+        let msg = format!(
+            "{} target objects match {} = {}: {}; refusing to guess",
+            found.len(),
+            m.name,
+            m.value.to_json(),
+            ids.join(", ")
+        );
+        steps.push(step(StepKind::Matching, LogStatus::Failure, msg.clone()));
+        (
+            LogStatus::Failure,
+            Record {
+                steps,
+                modified: vec![],
+                target_id: None,
+                error: Some(("DuplicateTargetEntries".into(), msg)),
+                retry: None,
+                completion: None,
+                action: None,
+            },
+        )
+    }
+
+    /// The successful record of a create or match: the link to `target_id`
+    /// and the intent's completion.
+    #[allow(clippy::too_many_arguments)]
+    fn linked(
+        &self,
+        p: &Planned,
+        intent: IntentId,
+        target_id: &str,
+        attributes: &[Attribute],
+        update_fp: String,
+        steps: Vec<Step>,
+        modified: Vec<ModifiedProperty>,
+    ) -> (LogStatus, Record) {
+        let d = &p.desired;
         let enabled = d.enabled && d.state == SourceState::Present;
         let state = if enabled {
             LinkState::Active
@@ -1056,34 +1175,222 @@ impl<'a> Executor<'a> {
         };
         let link = self.link(
             p,
-            &target_id,
+            target_id,
             update_fp,
             reconcile::to_json_map(attributes),
             state,
         );
         let completion: Completion = Box::new(move |s| s.complete_create(intent, &link));
-        steps.push(step(
-            StepKind::Export,
-            LogStatus::Success,
-            format!("created {} {target_id}", d.kind),
-        ));
-        let modified = Self::modified(
-            p,
-            attributes
-                .iter()
-                .map(|a| (a.name.clone(), None, a.value.to_json())),
-        );
         (
             LogStatus::Success,
             Record {
                 steps,
                 modified,
-                target_id: Some(target_id),
+                target_id: Some(target_id.to_string()),
                 error: None,
                 retry: None,
                 completion: Some(completion),
+                action: None,
             },
         )
+    }
+
+    /// The attributes to send to a matched object, each with the value the
+    /// target holds (when it reported one): those of `attributes` that an
+    /// update maps (`update`) or that the lifecycle owns (`active`), not
+    /// null, and different from the target's value. Create-only mappings are
+    /// not applied to an object that already existed.
+    fn match_changes(
+        update: &[Attribute],
+        attributes: &[Attribute],
+        current: &TargetObject,
+    ) -> Vec<(Attribute, Option<serde_json::Value>)> {
+        attributes
+            .iter()
+            .filter(|a| !matches!(a.value, Value::Null))
+            .filter(|a| {
+                a.name.eq_ignore_ascii_case(reconcile::ACTIVE)
+                    || update.iter().any(|u| u.name == a.name)
+            })
+            .filter_map(|a| {
+                let held = current
+                    .attributes
+                    .iter()
+                    .find(|c| c.name.eq_ignore_ascii_case(&a.name))
+                    .map(|c| &c.value);
+                match held {
+                    Some(v) if same_value(&a.value, v) => None,
+                    Some(v) => Some((a.clone(), Some(v.to_json()))),
+                    None => Some((a.clone(), None)),
+                }
+            })
+            .collect()
+    }
+
+    /// After a create answered 409: look the object up again by each
+    /// matching attribute and, when no exact lookup finds it (some servers
+    /// compare `userName` case-sensitively although RFC 7643 makes it
+    /// case-insensitive), compare the matching attributes ignoring case
+    /// over a listing of the target. Exactly one object found is the match;
+    /// otherwise the create fails with the target's conflict.
+    async fn rematch_after_conflict(
+        &self,
+        p: &Planned,
+        conflict: &CallError,
+        steps: &mut Vec<Step>,
+    ) -> Result<(TargetObject, String), (LogStatus, Record)> {
+        let d = &p.desired;
+        steps.push(step(
+            StepKind::Matching,
+            LogStatus::Warning,
+            format!(
+                "the create was refused as a conflict ({conflict}); looking the object up again"
+            ),
+        ));
+        for m in &d.matching {
+            self.counted();
+            match self.conn.find(d.kind, m.clone()).await {
+                Ok(found) if found.is_empty() => continue,
+                Ok(mut found) if found.len() == 1 => {
+                    let obj = found.remove(0);
+                    steps.push(step(
+                        StepKind::Matching,
+                        LogStatus::Success,
+                        format!(
+                            "matched by {} = {}: target id {}",
+                            m.name,
+                            m.value.to_json(),
+                            obj.id
+                        ),
+                    ));
+                    return Ok((obj, format!("by {} after the create's conflict", m.name)));
+                }
+                Ok(found) => return Err(Self::duplicates(&found, m, std::mem::take(steps))),
+                Err(e) => {
+                    return Err(self.fail(&e, std::mem::take(steps), StepKind::Matching, None));
+                }
+            }
+        }
+        let refuse = |this: &Self, steps: &mut Vec<Step>, why: String| {
+            let (status, mut rec) =
+                this.fail(conflict, std::mem::take(steps), StepKind::Export, None);
+            if let Some((_, msg)) = &mut rec.error {
+                msg.push_str("; ");
+                msg.push_str(&why);
+            }
+            if let Some(last) = rec.steps.last_mut() {
+                last.detail =
+                    crate::capabilities::secrets::redact(&format!("{}; {why}", last.detail));
+            }
+            (status, rec)
+        };
+        let texts: Vec<(&str, &str)> = d
+            .matching
+            .iter()
+            .filter_map(|m| match &m.value {
+                Value::Text(t) => Some((m.name.as_str(), t.as_str())),
+                _ => None,
+            })
+            .collect();
+        let can_list = self
+            .conn
+            .plugin()
+            .manifest
+            .capabilities
+            .contains(&crate::model::Capability::List);
+        if texts.is_empty() || !can_list {
+            return Err(refuse(
+                self,
+                steps,
+                format!(
+                    "no target object matched exactly, and {}",
+                    if can_list {
+                        "no matching attribute is text to compare ignoring case"
+                    } else {
+                        "the connector cannot list the target to compare ignoring case"
+                    }
+                ),
+            ));
+        }
+        let mut listed: Vec<TargetObject> = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..CONFLICT_LIST_PAGES {
+            self.counted();
+            match self
+                .conn
+                .list(d.kind, cursor.as_deref(), CONFLICT_LIST_PAGE_SIZE)
+                .await
+            {
+                Ok(page) => {
+                    listed.extend(page.objects);
+                    cursor = page.next_cursor;
+                    if cursor.is_none() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    return Err(self.fail(&e, std::mem::take(steps), StepKind::Matching, None));
+                }
+            }
+        }
+        let truncated = cursor.is_some();
+        for (name, want) in &texts {
+            let found: Vec<&TargetObject> = listed
+                .iter()
+                .filter(|o| {
+                    o.attributes.iter().any(|a| {
+                        a.name.eq_ignore_ascii_case(name)
+                            && matches!(&a.value, Value::Text(t) if t.eq_ignore_ascii_case(want))
+                    })
+                })
+                .collect();
+            match found.as_slice() {
+                [] => continue,
+                [obj] => {
+                    let held = obj
+                        .attributes
+                        .iter()
+                        .find(|a| a.name.eq_ignore_ascii_case(name))
+                        .map(|a| a.value.to_json())
+                        .unwrap_or_default();
+                    steps.push(step(
+                        StepKind::Matching,
+                        LogStatus::Success,
+                        format!(
+                            "no exact match for {name} = {:?}, so compared ignoring case over {} \
+                             listed {}s: target id {} has {name} = {held}",
+                            want,
+                            listed.len(),
+                            d.kind,
+                            obj.id
+                        ),
+                    ));
+                    return Ok(((*obj).clone(), format!("by {name} ignoring case")));
+                }
+                many => {
+                    let owned: Vec<TargetObject> = many.iter().map(|o| (*o).clone()).collect();
+                    let m = Attribute {
+                        name: (*name).to_string(),
+                        value: Value::Text((*want).to_string()),
+                    };
+                    return Err(Self::duplicates(&owned, &m, std::mem::take(steps)));
+                }
+            }
+        }
+        Err(refuse(
+            self,
+            steps,
+            format!(
+                "no target object matched exactly or ignoring case ({} {}s listed{})",
+                listed.len(),
+                d.kind,
+                if truncated {
+                    format!(", stopped after {CONFLICT_LIST_PAGES} pages")
+                } else {
+                    String::new()
+                }
+            ),
+        ))
     }
 
     async fn update(
@@ -1105,6 +1412,7 @@ impl<'a> Executor<'a> {
                     error: Some(("Internal".into(), "update without a link".into())),
                     retry: None,
                     completion: None,
+                    action: None,
                 },
             );
         };
@@ -1195,6 +1503,7 @@ impl<'a> Executor<'a> {
                 error: None,
                 retry: None,
                 completion: Some(completion),
+                action: None,
             },
         )
     }
@@ -1231,6 +1540,7 @@ impl<'a> Executor<'a> {
                     error: Some(("InvalidAnchor".into(), msg)),
                     retry: None,
                     completion: None,
+                    action: None,
                 },
             );
         }
@@ -1255,6 +1565,7 @@ impl<'a> Executor<'a> {
                     error: None,
                     retry: None,
                     completion: None,
+                    action: None,
                 },
             );
         };
@@ -1330,6 +1641,7 @@ impl<'a> Executor<'a> {
                 error: None,
                 retry: None,
                 completion: Some(completion),
+                action: None,
             },
         )
     }
@@ -1611,4 +1923,75 @@ fn payload_attrs(payload: &serde_json::Value, key: &str) -> Vec<Attribute> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn a(name: &str, value: Value) -> Attribute {
+        Attribute {
+            name: name.into(),
+            value,
+        }
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn same_value_allows_for_the_targets_representation() {
+        assert!(same_value(&Value::Boolean(true), &text("True")));
+        assert!(same_value(&text("false"), &Value::Boolean(false)));
+        assert!(!same_value(&Value::Boolean(true), &text("yes")));
+        assert!(same_value(&Value::Integer(42), &text("42")));
+        assert!(same_value(&text("a"), &Value::TextList(vec!["a".into()])));
+        assert!(same_value(
+            &Value::TextList(vec!["b".into(), "a".into()]),
+            &Value::TextList(vec!["a".into(), "b".into()])
+        ));
+        assert!(!same_value(&text("Ada"), &text("ada")), "case is a change");
+    }
+
+    #[test]
+    fn a_matched_object_gets_only_update_mappings_that_differ() {
+        let attributes = vec![
+            a("userName", text("ada@x")),
+            a("displayName", text("Ada")),
+            a("title", text("Engineer")),
+            a("active", text("True")),
+            a("roles[primary eq \"True\"].value", text("Admin")),
+            a("nickName", Value::Null),
+            a("department", text("R&D")),
+        ];
+        // `roles` is create-only: not among the update mappings.
+        let update: Vec<Attribute> = attributes
+            .iter()
+            .filter(|x| !x.name.starts_with("roles") && x.name != "active")
+            .cloned()
+            .collect();
+        let current = TargetObject {
+            id: "7f3a".into(),
+            attributes: vec![
+                a("userName", text("ada@x")),
+                a("displayName", text("Old")),
+                a("title", text("Engineer")),
+                a("active", Value::Boolean(true)),
+            ],
+        };
+        let changes = Executor::match_changes(&update, &attributes, &current);
+        let got: Vec<(&str, Option<serde_json::Value>)> = changes
+            .iter()
+            .map(|(x, old)| (x.name.as_str(), old.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("displayName", Some(serde_json::json!("Old"))),
+                ("department", None),
+            ]
+        );
+    }
 }

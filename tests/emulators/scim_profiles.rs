@@ -18,6 +18,8 @@
 //! - **Generic**: base `/scim/v2`, `/Users` and `/Groups`; filters `eq` on
 //!   `userName`, `displayName`, `externalId`, `id`, `emails.value`; unique
 //!   userName / group displayName (409); standard PatchOp, answered 200.
+//!   A switch makes filters on userName/displayName case-sensitive (some
+//!   servers do, against RFC 7643) while uniqueness stays case-insensitive.
 //! - **Types, every profile**: the known attributes of the core User and
 //!   Group schemas and the enterprise extension must have their RFC 7643
 //!   type, in a create and in the result of a PATCH: a string where a
@@ -114,6 +116,11 @@ pub struct State {
     pub scim_disabled: bool,
     /// Answer every request 429 with `Retry-After: 1`.
     pub rate_limited: bool,
+    /// Compare `userName` and `displayName` in filters case-sensitively (a
+    /// quirk of some servers, against RFC 7643); uniqueness stays
+    /// case-insensitive, so a create differing only in case is a 409 that
+    /// no exact lookup explains.
+    pub case_sensitive_filter: bool,
     next_id: u64,
 }
 
@@ -146,6 +153,10 @@ impl Emulator {
     /// Switch the RFPIO "SCIM disabled" (403) mode.
     pub fn set_scim_disabled(&self, on: bool) {
         self.state.lock().unwrap().scim_disabled = on;
+    }
+    /// Switch the case-sensitive filter quirk.
+    pub fn set_case_sensitive_filter(&self, on: bool) {
+        self.state.lock().unwrap().case_sensitive_filter = on;
     }
     /// Switch the 429 fault.
     pub fn set_rate_limited(&self, on: bool) {
@@ -579,7 +590,9 @@ impl Emu<'_> {
                     &format!("Filtering on '{attr}' is not supported"),
                 );
             }
+            let exact = self.st.case_sensitive_filter;
             items.retain(|r| match attr.as_str() {
+                "userName" | "displayName" if exact => text(r, &attr) == value,
                 "userName" | "displayName" => text(r, &attr).eq_ignore_ascii_case(&value),
                 "emails.value" => r["emails"].as_array().is_some_and(|a| {
                     a.iter()

@@ -96,7 +96,7 @@ pub enum Command {
         /// Only this object (source or target id).
         #[arg(long)]
         user: Option<String>,
-        /// Only this action (create, update, enable, disable, delete, staged-disable, staged-delete, skip, other).
+        /// Only this action (create, match, update, enable, disable, delete, staged-disable, staged-delete, skip, other).
         #[arg(long)]
         action: Option<String>,
         /// Only this status (success, failure, skipped, warning).

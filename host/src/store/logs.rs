@@ -14,6 +14,10 @@ text_enum! {
     pub enum LogAction {
         /// Created in the target.
         Create => "create",
+        /// A create that found the object already in the target (by its
+        /// matching attributes, or after the create's 409): linked to it and
+        /// updated where its attributes differed.
+        Match => "match",
         /// Attributes updated.
         Update => "update",
         /// Enabled again.
