@@ -31,6 +31,11 @@
 //! skip_out_of_scope_deletions = false
 //! concurrency = 4
 //! escrow_max_interval_seconds = 86400 # longest wait before a failed object is retried
+//! [connections.demo.reconcile]       # drift reconciliation, see the drift module
+//! interval_seconds = 86400           # `provisio run` reconciles this often (default: never)
+//! deleted_in_target = "recreate"     # or "report"
+//! orphans = "report"                 # or "delete": target objects linked to nothing
+//! ignore = ["title"]                 # attributes never compared
 //! [connections.demo.scope]           # see the scope module
 //! assigned_only = true
 //! excluded_roles = ["Default Access"]
@@ -234,6 +239,18 @@ struct RawConnection {
     concurrency: Option<Spanned<usize>>,
     interval_seconds: Option<Spanned<f64>>,
     escrow_max_interval_seconds: Option<Spanned<f64>>,
+    reconcile: Option<Spanned<RawReconcile>>,
+}
+
+/// `[connections.x.reconcile]`, see [`crate::drift::DriftPolicy`].
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawReconcile {
+    interval_seconds: Option<Spanned<f64>>,
+    deleted_in_target: Option<Spanned<String>>,
+    orphans: Option<Spanned<String>>,
+    #[serde(default)]
+    ignore: Vec<Spanned<String>>,
 }
 
 /// A plugin entry.
@@ -303,6 +320,8 @@ pub struct ConnectionConfig {
     /// tried again (the doubling backoff stops growing there; 0 = it is
     /// retried in every cycle).
     pub escrow_max_interval: std::time::Duration,
+    /// Drift reconciliation (`[connections.x.reconcile]`).
+    pub reconcile: crate::drift::DriftPolicy,
 }
 
 /// Default of `deletion_threshold` (Entra's default for its accidental-deletions prevention).
@@ -489,6 +508,71 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .unwrap_or(0)
         + 1;
     (line, column)
+}
+
+/// `[connections.x.reconcile]`: each value checked, with the field named.
+fn parse_reconcile(
+    cx: &Ctx<'_>,
+    field: &str,
+    raw: &RawReconcile,
+) -> Result<crate::drift::DriftPolicy, ConfigError> {
+    use crate::drift::{DeletedInTarget, DriftPolicy, Orphans};
+    let mut policy = DriftPolicy::default();
+    if let Some(v) = &raw.interval_seconds {
+        if !(v.get_ref().is_finite() && *v.get_ref() >= 1.0) {
+            return Err(cx.at(
+                v.span(),
+                format!("{field}.interval_seconds"),
+                "must be a number of seconds, at least 1 (a reconcile reads the whole target; \
+                 once a day, 86400, is usual); leave it out to reconcile only with \
+                 `provisio reconcile`",
+            ));
+        }
+        policy.interval = Some(Duration::from_secs_f64(v.get_ref().min(1e9)));
+    }
+    if let Some(v) = &raw.deleted_in_target {
+        policy.deleted_in_target = match v.get_ref().as_str() {
+            "recreate" => DeletedInTarget::Recreate,
+            "report" => DeletedInTarget::Report,
+            other => {
+                return Err(cx.at(
+                    v.span(),
+                    format!("{field}.deleted_in_target"),
+                    format!(
+                        "'{other}' is not a policy: use \"recreate\" (create the object again) \
+                         or \"report\" (only log it)"
+                    ),
+                ));
+            }
+        };
+    }
+    if let Some(v) = &raw.orphans {
+        policy.orphans = match v.get_ref().as_str() {
+            "report" => Orphans::Report,
+            "delete" => Orphans::Delete,
+            other => {
+                return Err(cx.at(
+                    v.span(),
+                    format!("{field}.orphans"),
+                    format!(
+                        "'{other}' is not a policy: use \"report\" (log target objects linked \
+                         to nothing) or \"delete\" (delete them from the target)"
+                    ),
+                ));
+            }
+        };
+    }
+    for name in &raw.ignore {
+        if name.get_ref().trim().is_empty() {
+            return Err(cx.at(
+                name.span(),
+                format!("{field}.ignore"),
+                "an empty attribute name; list target attribute names such as \"title\"",
+            ));
+        }
+        policy.ignore.insert(name.get_ref().to_ascii_lowercase());
+    }
+    Ok(policy)
 }
 
 fn apply_limits(base: Limits, raw: &RawLimits) -> Result<Limits, String> {
@@ -819,6 +903,10 @@ impl Config {
                 Some(v) => Duration::from_secs_f64(v.get_ref().min(1e9)),
                 None => crate::store::ESCROW_MAX_BACKOFF,
             };
+            let reconcile = match &c.reconcile {
+                Some(r) => parse_reconcile(&cx, &format!("{field}.reconcile"), r.get_ref())?,
+                None => crate::drift::DriftPolicy::default(),
+            };
             let concurrency = match c.concurrency {
                 Some(n) if *n.get_ref() == 0 || *n.get_ref() > 64 => {
                     return Err(cx.at(
@@ -867,6 +955,7 @@ impl Config {
                     concurrency,
                     interval,
                     escrow_max_interval,
+                    reconcile,
                 },
             );
         }
@@ -1488,6 +1577,44 @@ limits = {{ memory_mb = 32 }}
         assert_eq!(p.name, "scim");
         assert_eq!(spec.limits.memory_bytes, 32 * 1024 * 1024);
         assert_eq!(spec.secrets["token"].value.expose(), "abcdef-inline");
+    }
+
+    #[test]
+    fn reconcile_policy_defaults_and_bad_values_name_the_field() {
+        use crate::drift::{DeletedInTarget, Orphans};
+        let c = parse(&good()).unwrap();
+        assert_eq!(
+            c.connection("demo").unwrap().reconcile,
+            crate::drift::DriftPolicy::default()
+        );
+        let with = |table: &str| format!("{}\n[connections.demo.reconcile]\n{table}\n", good());
+        let c = parse(&with(
+            "interval_seconds = 3600\ndeleted_in_target = \"report\"\norphans = \"delete\"\nignore = [\"Title\"]",
+        ))
+        .unwrap();
+        let r = &c.connection("demo").unwrap().reconcile;
+        assert_eq!(r.interval, Some(Duration::from_secs(3600)));
+        assert_eq!(r.deleted_in_target, DeletedInTarget::Report);
+        assert_eq!(r.orphans, Orphans::Delete);
+        assert!(r.ignore.contains("title"));
+        for (bad, field, hint) in [
+            ("orphans = \"remove\"", "reconcile.orphans", "\"delete\""),
+            (
+                "deleted_in_target = \"ignore\"",
+                "reconcile.deleted_in_target",
+                "\"recreate\"",
+            ),
+            (
+                "interval_seconds = 0",
+                "reconcile.interval_seconds",
+                "at least 1",
+            ),
+            ("ignore = [\"\"]", "reconcile.ignore", "empty"),
+            ("orphan = \"delete\"", "unknown field `orphan`", "`orphans`"),
+        ] {
+            let e = parse(&with(bad)).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains(hint), "{bad}: {e}");
+        }
     }
 
     #[test]

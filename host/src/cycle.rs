@@ -219,6 +219,20 @@ pub enum CycleError {
     /// Another process holds the connection's lease.
     #[error("{0}")]
     Busy(String),
+    /// The target could not be read (reconcile only).
+    #[error("target: {0}")]
+    Target(String),
+}
+
+/// What drift reconciliation found, for the records of the cycle that
+/// repairs it (see [`crate::drift`]): a `drift` step opens the record of
+/// each object (and of each group's membership change) named here.
+#[derive(Debug, Clone, Default)]
+pub struct DriftNotes {
+    /// By object.
+    pub objects: BTreeMap<(ObjectKind, String), String>,
+    /// By group source id, for its membership record.
+    pub members: BTreeMap<String, String>,
 }
 
 /// A cycle of one connection.
@@ -277,7 +291,8 @@ pub fn is_reference(target: &str) -> bool {
 }
 
 impl Cycle<'_> {
-    fn name(&self) -> &str {
+    /// The connection's name.
+    pub fn name(&self) -> &str {
         self.connection.name()
     }
 
@@ -706,7 +721,7 @@ impl Cycle<'_> {
         // One writer per connection: the cycle holds the connection's lease
         // from before it resumes intents until its last write.
         let r = crate::lease::hold(self.store, self.name(), |lease| {
-            self.run_inner(progress, lease)
+            self.run_inner(progress, lease, DriftNotes::default(), None)
         })
         .await
         .unwrap_or_else(|e| match e {
@@ -754,14 +769,47 @@ impl Cycle<'_> {
         Ok(retried)
     }
 
+    /// The cycle after drift reconciliation corrected the store (see
+    /// [`crate::drift`]), under the lease the reconcile holds: a
+    /// [`CycleType::Reconcile`] cycle whose records carry `notes`.
+    pub async fn run_after_reconcile(
+        &self,
+        progress: &crate::progress::Progress,
+        lease: crate::store::Lease,
+        notes: DriftNotes,
+    ) -> Result<CycleSummary, CycleError> {
+        self.run_inner(progress, lease, notes, Some(CycleType::Reconcile))
+            .await
+    }
+
+    /// Whether the connector manages groups (and so has group objects and
+    /// memberships).
+    pub fn groups_supported(&self) -> bool {
+        self.connection
+            .plugin()
+            .manifest
+            .capabilities
+            .contains(&crate::model::Capability::Groups)
+    }
+
+    /// Whether `active` belongs to the lifecycle for users (the connector
+    /// can disable them).
+    pub fn can_disable_users(&self) -> bool {
+        self.policy(ObjectKind::User).can_disable
+    }
+
     async fn run_inner(
         &self,
         progress: &crate::progress::Progress,
         lease: crate::store::Lease,
+        notes: DriftNotes,
+        forced_type: Option<CycleType>,
     ) -> Result<CycleSummary, CycleError> {
         let started = Instant::now();
         let store_err = |e: crate::store::StoreError| CycleError::Store(e.to_string());
-        let cycle_type = if self
+        let cycle_type = if let Some(t) = forced_type {
+            t
+        } else if self
             .store
             .watermark(self.name())
             .map_err(store_err)?
@@ -786,7 +834,8 @@ impl Cycle<'_> {
         )
         .with_progress(progress)
         .with_lease(lease)
-        .with_escrow_max_interval(self.settings.escrow_max_interval);
+        .with_escrow_max_interval(self.settings.escrow_max_interval)
+        .with_drift(notes.objects, notes.members);
         progress.start(cycle_type.as_str());
         exec.resume_intents().await;
         let read = self.read_source()?;

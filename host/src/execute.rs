@@ -25,7 +25,7 @@
 
 use crate::cycle::{MembershipPlan, Planned};
 use crate::model::{Attribute, ConnectorError, ObjectKind, TargetObject, Value};
-use crate::reconcile::{self, Action, SourceState};
+use crate::reconcile::{self, Action, SourceState, same_value};
 use crate::runtime::{CallError, Connection};
 use crate::source::SourceIssue;
 use crate::store::{
@@ -33,7 +33,7 @@ use crate::store::{
     ModifiedProperty, StagedAction, Step, StepKind, Store, StoreError,
 };
 use futures::StreamExt;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
@@ -96,6 +96,12 @@ pub struct Executor<'a> {
     failed: std::sync::Mutex<std::collections::BTreeMap<(ObjectKind, String), String>>,
     /// The escrow backoff's cap.
     escrow_max_interval: std::time::Duration,
+    /// What drift reconciliation found, by object: the first step of the
+    /// object's record in this cycle (see [`crate::drift`]).
+    drift: BTreeMap<(ObjectKind, String), String>,
+    /// The same for a group's members: the first step of its membership
+    /// record.
+    drift_members: BTreeMap<String, String>,
 }
 
 struct Record {
@@ -121,31 +127,6 @@ struct Record {
 const CONFLICT_LIST_PAGES: usize = 200;
 /// The page size of that listing.
 const CONFLICT_LIST_PAGE_SIZE: u32 = 100;
-
-/// Whether the value the target holds equals the value to send, allowing for
-/// the target's representation: a boolean or integer as text, a one-element
-/// list as its element, a list in another order.
-fn same_value(want: &Value, held: &Value) -> bool {
-    match (want, held) {
-        (a, b) if a == b => true,
-        (Value::Boolean(b), Value::Text(t)) | (Value::Text(t), Value::Boolean(b)) => t
-            .trim()
-            .eq_ignore_ascii_case(if *b { "true" } else { "false" }),
-        (Value::Integer(i), Value::Text(t)) | (Value::Text(t), Value::Integer(i)) => {
-            t.trim() == i.to_string()
-        }
-        (Value::TextList(l), Value::Text(t)) | (Value::Text(t), Value::TextList(l)) => {
-            l.len() == 1 && l[0] == *t
-        }
-        (Value::TextList(a), Value::TextList(b)) => {
-            let (mut a, mut b) = (a.clone(), b.clone());
-            a.sort();
-            b.sort();
-            a == b
-        }
-        _ => false,
-    }
-}
 
 /// The store write that records a finished target write.
 type Completion = Box<dyn FnOnce(&Store) -> Result<(), StoreError> + Send>;
@@ -280,7 +261,27 @@ impl<'a> Executor<'a> {
             untried: AtomicU64::new(0),
             failed: std::sync::Mutex::default(),
             escrow_max_interval: crate::store::ESCROW_MAX_BACKOFF,
+            drift: BTreeMap::new(),
+            drift_members: BTreeMap::new(),
         }
+    }
+
+    /// Drift found by reconcile: each object's (and each group's members')
+    /// record in this cycle starts with a `drift` step holding the text.
+    pub fn with_drift(
+        mut self,
+        objects: BTreeMap<(ObjectKind, String), String>,
+        members: BTreeMap<String, String>,
+    ) -> Self {
+        self.drift = objects;
+        self.drift_members = members;
+        self
+    }
+
+    fn drift_step(&self, kind: ObjectKind, source_id: &str) -> Option<Step> {
+        self.drift
+            .get(&(kind, source_id.to_string()))
+            .map(|d| step(StepKind::Drift, LogStatus::Warning, d.clone()))
     }
 
     /// Why the target rejected the connection's credentials, once a call
@@ -657,6 +658,7 @@ impl<'a> Executor<'a> {
                 d.scope_reason.clone(),
             ),
         ];
+        steps.extend(self.drift_step(d.kind, &d.source_id));
         let mut action_name = log_action(&p.action);
         let (status, rec) = match &p.action {
             Action::None { .. } => return None,
@@ -1094,6 +1096,21 @@ impl<'a> Executor<'a> {
             }
             crash_hook();
         }
+        // A matched group's members are what the target holds, not what a
+        // new group would have: record them, so that the membership diff
+        // adds only the missing ones (never re-adds the present ones, which
+        // some servers would then hold twice) and removes the extra ones.
+        let held_members = if d.kind == ObjectKind::Group {
+            match self.matched_group_members(&obj.id, &mut steps).await {
+                Ok(m) => m,
+                Err(e) => {
+                    self.abandon_intent(intent);
+                    return self.fail(&e, steps, StepKind::Matching, Some(obj.id.clone()));
+                }
+            }
+        } else {
+            None
+        };
         let names: Vec<&str> = changes.iter().map(|(a, _)| a.name.as_str()).collect();
         steps.push(step(
             StepKind::Export,
@@ -1123,7 +1140,69 @@ impl<'a> Executor<'a> {
         let (status, mut rec) =
             self.linked(p, intent, &obj.id, attributes, update_fp, steps, modified);
         rec.action = Some(LogAction::Match);
+        if let Some(members) = held_members {
+            let link = rec.completion.take();
+            let (connection, group) = (self.name().to_string(), d.source_id.clone());
+            rec.completion = Some(Box::new(move |s| {
+                if let Some(link) = link {
+                    link(s)?;
+                }
+                s.replace_members(&connection, &group, &members)
+            }));
+        }
         (status, rec)
+    }
+
+    /// The members a matched group has in the target, as source ids of this
+    /// connection's users (`None` when the connector does not report
+    /// members: the source's are then added as for a new group). Members
+    /// that are no user of this connection are left alone, and said so.
+    async fn matched_group_members(
+        &self,
+        target_id: &str,
+        steps: &mut Vec<Step>,
+    ) -> Result<Option<BTreeSet<String>>, CallError> {
+        self.counted();
+        let group = self.conn.get(ObjectKind::Group, target_id).await?;
+        if !crate::drift::reports_members(&group) {
+            steps.push(step(
+                StepKind::ReferenceResolution,
+                LogStatus::Warning,
+                "the target did not report the matched group's members; the source's \
+                 members are added as for a new group",
+            ));
+            return Ok(None);
+        }
+        let in_target = crate::drift::members_of(&group);
+        let mut held = BTreeSet::new();
+        let mut unmanaged = 0usize;
+        for tid in &in_target {
+            match self
+                .store
+                .link_by_target(self.name(), ObjectKind::User, tid)
+            {
+                Ok(Some(l)) if l.state != LinkState::Deleted => {
+                    held.insert(l.source_id);
+                }
+                _ => unmanaged += 1,
+            }
+        }
+        steps.push(step(
+            StepKind::ReferenceResolution,
+            LogStatus::Success,
+            format!(
+                "the matched group has {} member(s) in the target: {} user(s) of this \
+                 connection (only the missing members are added, the extra ones removed){}",
+                in_target.len(),
+                held.len(),
+                if unmanaged > 0 {
+                    format!(", {unmanaged} other(s) left alone")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+        Ok(Some(held))
     }
 
     /// The record of a create whose matching attribute found several
@@ -1669,11 +1748,17 @@ impl<'a> Executor<'a> {
                     )
                     .collect()
             };
-            let mut steps = vec![step(
+            let mut steps: Vec<Step> = self
+                .drift_members
+                .get(&m.group)
+                .map(|d| step(StepKind::Drift, LogStatus::Warning, d.clone()))
+                .into_iter()
+                .collect();
+            steps.push(step(
                 StepKind::ReferenceResolution,
                 LogStatus::Success,
                 format!("{} to add, {} to remove", m.add.len(), m.remove.len()),
-            )];
+            ));
             if !m.held.is_empty() {
                 steps.push(step(
                     StepKind::Processing,

@@ -19,6 +19,9 @@
 //!   line (control characters, ANSI and bidi shown visibly, length capped).
 //! - [`notify`] tells operators about failed cycles, quarantine and held
 //!   deletions (webhook, email), de-duplicated and rate-limited.
+//! - [`drift`] compares the target with what was exported (`provisio
+//!   reconcile`) and turns each difference into a repair the cycle makes;
+//!   [`repair`] runs a reconcile end to end under the connection's lease.
 //! - [`cli`] is the `provisio` command.
 
 pub mod admin;
@@ -26,6 +29,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod cycle;
+pub mod drift;
 pub mod execute;
 pub mod lease;
 pub mod mapping;
@@ -34,6 +38,7 @@ pub mod model;
 pub mod notify;
 pub mod progress;
 pub mod reconcile;
+pub mod repair;
 pub mod runtime;
 pub mod scheduler;
 pub mod scope;

@@ -253,6 +253,31 @@ pub fn diff(exported: &BTreeMap<String, serde_json::Value>, update: &[Attribute]
         .collect()
 }
 
+/// Whether the value the target holds equals the value to send, allowing for
+/// the target's representation: a boolean or integer as text, a one-element
+/// list as its element, a list in another order.
+pub fn same_value(want: &Value, held: &Value) -> bool {
+    match (want, held) {
+        (a, b) if a == b => true,
+        (Value::Boolean(b), Value::Text(t)) | (Value::Text(t), Value::Boolean(b)) => t
+            .trim()
+            .eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+        (Value::Integer(i), Value::Text(t)) | (Value::Text(t), Value::Integer(i)) => {
+            t.trim() == i.to_string()
+        }
+        (Value::TextList(l), Value::Text(t)) | (Value::Text(t), Value::TextList(l)) => {
+            l.len() == 1 && l[0] == *t
+        }
+        (Value::TextList(a), Value::TextList(b)) => {
+            let (mut a, mut b) = (a.clone(), b.clone());
+            a.sort();
+            b.sort();
+            a == b
+        }
+        _ => false,
+    }
+}
+
 /// Decide the action for one object.
 pub fn decide(desired: &Desired, link: Option<&Linked>, policy: Policy) -> Action {
     let wanted = desired.in_scope && desired.state == SourceState::Present && desired.enabled;

@@ -148,6 +148,8 @@ struct Live {
     last_error: Option<String>,
     plugin: Option<(String, String)>,
     run_now: bool,
+    /// When this process last started a reconcile.
+    reconcile_attempted_at: Option<SystemTime>,
 }
 
 /// One connection under the service: its live state and controls.
@@ -749,6 +751,27 @@ impl Service {
         }
     }
 
+    /// Whether a reconcile is due: none ran (or was tried by this process)
+    /// within `every`.
+    fn reconcile_due(&self, h: &ConnHandle, name: &str, every: Duration) -> bool {
+        let recent =
+            |t: SystemTime| SystemTime::now().duration_since(t).unwrap_or_default() < every;
+        if h.live(|l| l.reconcile_attempted_at).is_some_and(recent) {
+            return false;
+        }
+        match self
+            .store
+            .last_cycle_of_type(name, crate::store::CycleType::Reconcile)
+        {
+            Ok(Some(c)) => !parse_time(&c.started_at).is_some_and(recent),
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(connection = %name, "cannot tell when the last reconcile ran: {e}");
+                false
+            }
+        }
+    }
+
     /// One cycle: its summary, or why it could not run; plus the
     /// connection's interval. Notifies when the deletion guard held
     /// disables/deletes.
@@ -774,7 +797,30 @@ impl Service {
             source: &env.source,
             settings: &env.settings,
         };
-        match cycle.run_with_progress(&h.progress).await {
+        // Drift reconciliation, when the connection asks for it and it is
+        // due: a reconcile replaces this cycle (its cycle is an ordinary one
+        // plus the repairs). A reconcile that cannot read the target is
+        // logged and the ordinary cycle runs instead; it is tried again
+        // after another interval.
+        let result = match env.reconcile.interval {
+            Some(every) if self.reconcile_due(h, name, every) => {
+                h.live(|l| l.reconcile_attempted_at = Some(SystemTime::now()));
+                match crate::repair::run(&cycle, &env.reconcile, &h.progress).await {
+                    Ok(r) => {
+                        tracing::info!(connection = %name, findings = r.details.len(), orphans_reported = r.orphans_reported, orphans_deleted = r.orphans_deleted, "reconcile finished");
+                        r.cycle
+                            .ok_or_else(|| crate::cycle::CycleError::Target("no cycle ran".into()))
+                    }
+                    Err(crate::cycle::CycleError::Target(why)) => {
+                        tracing::warn!(connection = %name, "reconcile skipped: {}", crate::untrusted::Untrusted::new(&why).for_log());
+                        cycle.run_with_progress(&h.progress).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => cycle.run_with_progress(&h.progress).await,
+        };
+        match result {
             Ok(s) => {
                 tracing::info!(connection = %name, cycle = %s.cycle_id, target_calls = s.target_calls, failures = s.failures, "{} cycle finished in {:.1} s", s.cycle_type, s.duration_seconds);
                 if s.staged > 0 && self.notifier.is_enabled() {

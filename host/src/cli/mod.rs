@@ -11,6 +11,7 @@
 //! the operator's terminal or forge a line. `plugin inspect` labels the
 //! manifest's name, vendor and description as the plugin's own claims.
 
+pub mod reconcile;
 pub mod service;
 pub mod sync;
 
@@ -74,6 +75,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the target with what was exported and repair the drift
+    /// (deleted objects, changed attributes, members; orphans per policy).
+    Reconcile {
+        /// Connection name.
+        connection: String,
+        /// List what was found and the repair each needs; nothing is written.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Provision one user (or one group with up to 5 members) now, showing each step.
     Provision {
         /// Connection name.
@@ -96,7 +109,7 @@ pub enum Command {
         /// Only this object (source or target id).
         #[arg(long)]
         user: Option<String>,
-        /// Only this action (create, match, update, enable, disable, delete, staged-disable, staged-delete, skip, other).
+        /// Only this action (create, match, update, enable, disable, delete, staged-disable, staged-delete, skip, drift, other).
         #[arg(long)]
         action: Option<String>,
         /// Only this status (success, failure, skipped, warning).
@@ -347,6 +360,7 @@ fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Sync { .. } => "provisio sync",
         Command::Run { .. } => "provisio run",
+        Command::Reconcile { .. } => "provisio reconcile",
         Command::Provision { .. } => "provisio provision",
         _ => "provisio",
     }
@@ -372,6 +386,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             dry_run,
             json,
         } => sync::sync(&cli.config, &connection, dry_run, json).await,
+        Command::Reconcile {
+            connection,
+            dry_run,
+            json,
+        } => reconcile::reconcile(&cli.config, &connection, dry_run, json).await,
         Command::Provision {
             connection,
             user,

@@ -35,6 +35,8 @@ pub struct SyncEnv {
     pub settings: SyncSettings,
     /// Interval between cycles when run as a service.
     pub interval: std::time::Duration,
+    /// Drift reconciliation (`[connections.x.reconcile]`).
+    pub reconcile: crate::drift::DriftPolicy,
 }
 
 /// Open a connection with its source, store and compiled mappings.
@@ -83,11 +85,13 @@ pub async fn open_sync_in(
             escrow_max_interval: cc.escrow_max_interval,
         },
         interval: cc.interval,
+        reconcile: cc.reconcile.clone(),
     })
 }
 
 impl SyncEnv {
-    fn cycle(&self) -> Cycle<'_> {
+    /// The cycle of this connection.
+    pub fn cycle(&self) -> Cycle<'_> {
         Cycle {
             connection: &self.conn,
             store: &self.store,
@@ -231,7 +235,11 @@ pub async fn sync(config: &Path, name: &str, dry_run: bool, json: bool) -> Resul
 /// cycle the target stopped with a 401 puts the connection in quarantine
 /// (so `provisio run` does not hammer the target with the revoked
 /// credentials); a cycle in which everything succeeded ends one.
-fn settle_quarantine(store: &crate::store::Store, name: &str, s: &crate::cycle::CycleSummary) {
+pub(super) fn settle_quarantine(
+    store: &crate::store::Store,
+    name: &str,
+    s: &crate::cycle::CycleSummary,
+) {
     if let Some(why) = crate::scheduler::quarantine_reason(s) {
         if let Err(e) = crate::scheduler::enter_quarantine(store, name, &why) {
             tracing::warn!(connection = %name, "cannot record the quarantine: {e}");
@@ -248,7 +256,7 @@ fn settle_quarantine(store: &crate::store::Store, name: &str, s: &crate::cycle::
 /// A cycle with failed or waiting objects is not a success: exit code 2
 /// ([`super::exit::INCOMPLETE`]) with what is left; one the target stopped
 /// with a 401 exits 3 ([`super::exit::CREDENTIALS_REJECTED`]).
-fn incomplete(name: &str, s: &crate::cycle::CycleSummary) -> Result<()> {
+pub(super) fn incomplete(name: &str, s: &crate::cycle::CycleSummary) -> Result<()> {
     if let Some(m) = &s.credentials_rejected {
         return Err(super::Exit {
             code: super::exit::CREDENTIALS_REJECTED,

@@ -11,6 +11,9 @@ text_enum! {
         Initial => "initial",
         /// Reads what changed since the watermark.
         Incremental => "incremental",
+        /// A cycle after `provisio reconcile` compared the target with what
+        /// was exported: it repairs the drift found (see `crate::drift`).
+        Reconcile => "reconcile",
     }
 }
 
@@ -173,6 +176,26 @@ impl Store {
             )
             .optional()
             .map_err(sql("last_cycle", "cycles"))
+    }
+
+    /// The most recently started cycle of a connection of one type (the
+    /// scheduler asks when the last `reconcile` ran).
+    pub fn last_cycle_of_type(
+        &self,
+        connection: &str,
+        cycle_type: CycleType,
+    ) -> Result<Option<Cycle>, StoreError> {
+        self.lock()
+            .query_row(
+                &format!(
+                    "SELECT {CYCLE_COLUMNS} FROM cycles WHERE connection = ?1 AND cycle_type = ?2
+                     ORDER BY started_at DESC, rowid DESC LIMIT 1"
+                ),
+                params![connection, cycle_type],
+                cycle_from_row,
+            )
+            .optional()
+            .map_err(sql("last_cycle_of_type", "cycles"))
     }
 
     /// The most recently started cycle of a connection that has ended

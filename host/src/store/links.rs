@@ -302,6 +302,51 @@ impl Store {
             .map_err(sql("members", "memberships"))
     }
 
+    /// Make the recorded members of a group exactly `members` (source ids):
+    /// drift reconciliation and a re-matched group record what the target
+    /// really holds, so the next membership diff adds only what is missing
+    /// and removes only what is extra.
+    pub fn replace_members(
+        &self,
+        connection: &str,
+        group_source_id: &str,
+        members: &BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let current = self.members(connection, group_source_id)?;
+        let added: Vec<&String> = members.difference(&current).collect();
+        let removed: Vec<&String> = current.difference(members).collect();
+        let mut conn = self.lock();
+        let tx = write_tx(&mut conn, "replace_members", "memberships")?;
+        write_members(
+            &tx,
+            "replace_members",
+            connection,
+            group_source_id,
+            &added,
+            &removed,
+        )?;
+        tx.commit()
+            .map_err(sql("replace_members (commit)", "memberships"))
+    }
+
+    /// Forget every recorded membership of an object: of a group, its
+    /// members; of a user, the groups it was exported to (the object was
+    /// found deleted in the target and will be created again).
+    pub fn forget_memberships(
+        &self,
+        connection: &str,
+        kind: ObjectKind,
+        source_id: &str,
+    ) -> Result<(), StoreError> {
+        forget_memberships(
+            &self.lock(),
+            "forget_memberships",
+            connection,
+            kind,
+            source_id,
+        )
+    }
+
     /// Record members as exported to a group (already present ones are kept).
     pub fn set_members_added<S: AsRef<str>>(
         &self,

@@ -32,6 +32,11 @@ text_enum! {
         StagedDelete => "staged-delete",
         /// Deliberately not acted on.
         Skip => "skip",
+        /// A difference between the target and what was exported, found by
+        /// `provisio reconcile` and reported rather than repaired (an
+        /// orphan, an object deleted in the target under
+        /// `deleted_in_target = "report"`, a repair held back).
+        Drift => "drift",
         /// Anything else (e.g. nothing to do, a link refreshed).
         Other => "other",
     }
@@ -66,6 +71,8 @@ text_enum! {
         ReferenceResolution => "reference-resolution",
         /// The write to the target.
         Export => "export",
+        /// What `provisio reconcile` found in the target (drift).
+        Drift => "drift",
     }
 }
 

@@ -5,7 +5,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 /// Migration *n* (1-based) brings a file from schema version *n − 1* to *n*.
 /// Never edit a released migration; append a new one.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    MIGRATION_5,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -21,6 +27,26 @@ CREATE TABLE connection_state (
     next_attempt_at     TEXT,
     updated_at          TEXT NOT NULL
 ) WITHOUT ROWID;
+"#;
+
+/// Drift reconciliation: a cycle may be of type `reconcile`. SQLite cannot
+/// change a CHECK constraint, so the table is rebuilt with its rows.
+const MIGRATION_5: &str = r#"
+CREATE TABLE cycles_v5 (
+    id          TEXT PRIMARY KEY NOT NULL,
+    connection  TEXT NOT NULL,
+    cycle_type  TEXT NOT NULL CHECK (cycle_type IN ('initial', 'incremental', 'reconcile')),
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL
+                CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')),
+    counts      TEXT NOT NULL DEFAULT '{}'
+);
+INSERT INTO cycles_v5 (id, connection, cycle_type, started_at, finished_at, status, counts)
+    SELECT id, connection, cycle_type, started_at, finished_at, status, counts FROM cycles;
+DROP TABLE cycles;
+ALTER TABLE cycles_v5 RENAME TO cycles;
+CREATE INDEX cycles_by_connection ON cycles (connection, started_at);
 "#;
 
 /// One writer per connection: the lease a cycle holds (see `leases.rs`).
@@ -220,4 +246,47 @@ pub(super) fn migrate(conn: &mut Connection, location: &str) -> Result<(), Store
         .map_err(fail(version))?;
     }
     tx.commit().map_err(fail(SCHEMA_VERSION))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_5_keeps_the_cycles_of_a_version_4_file_and_takes_reconcile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL, applied_at TEXT NOT NULL);
+                 INSERT INTO schema_version VALUES (1, 'x'), (2, 'x'), (3, 'x'), (4, 'x');
+                 INSERT INTO cycles (id, connection, cycle_type, started_at, status, counts)
+                     VALUES ('c1', 't', 'initial', '2026-01-01T00:00:00.000Z', 'succeeded', '{\"n\":1}');",
+            )
+            .unwrap();
+            assert!(
+                conn.execute(
+                    "INSERT INTO cycles (id, connection, cycle_type, started_at, status)
+                     VALUES ('c0', 't', 'reconcile', 'x', 'running')",
+                    [],
+                )
+                .is_err(),
+                "version 4 refuses the new type"
+            );
+        }
+        let store = crate::store::Store::open(&path).unwrap();
+        let c = store.cycle("c1").unwrap().expect("the old row is kept");
+        assert_eq!(c.counts, serde_json::json!({"n": 1}));
+        let id = store
+            .start_cycle("t", crate::store::CycleType::Reconcile)
+            .unwrap();
+        assert_eq!(
+            store.cycle(&id).unwrap().unwrap().cycle_type,
+            crate::store::CycleType::Reconcile
+        );
+    }
 }
